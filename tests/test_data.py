@@ -1,0 +1,181 @@
+"""数据层：数据目录解析、各种错误输入的中文提示、小样本、张量批次。"""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from snn_tutorial import data
+from snn_tutorial.data import (
+    CorruptDataError, DataNotFoundError, DataPathError, TensorBatches,
+    load_raw, load_sample, resolve_data_root,
+)
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def write_fake_files(root: Path, truncate: str | None = None) -> Path:
+    """写出大小正确的四个假 MNIST 文件（合法的 IDX 文件头 + 全零数据），可选截断其中一个。"""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for name, size in data.ALL_FILES:
+        n = 60000 if name.startswith("train") else 10000
+        header = (b"\x00\x00\x08\x03" + n.to_bytes(4, "big") + (28).to_bytes(4, "big") * 2) if "images" in name \
+            else (b"\x00\x00\x08\x01" + n.to_bytes(4, "big"))
+        payload = header + bytes(size - len(header))
+        if name == truncate:
+            payload = payload[: size // 2]
+        (raw / name).write_bytes(payload)
+    return raw
+
+
+# ---------------------------------------------------------------- 数据目录解析
+def test_root_priority(monkeypatch, tmp_path):
+    monkeypatch.setenv("SNN_DATA_DIR", str(tmp_path / "env"))
+    assert resolve_data_root(tmp_path / "arg") == (tmp_path / "arg", "参数")
+    assert resolve_data_root() == (tmp_path / "env", "环境变量 SNN_DATA_DIR")
+    monkeypatch.delenv("SNN_DATA_DIR")
+    root, source = resolve_data_root()
+    assert source == "默认" and root == data.repo_root() / "data"
+
+
+def test_wrong_path_message(tmp_path):
+    with pytest.raises(DataPathError, match="数据目录不存在") as err:
+        load_raw(root=tmp_path / "no_such_dir")
+    assert "no_such_dir" in str(err.value) and "参数" in str(err.value)
+
+
+def test_path_is_a_file(tmp_path):
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    with pytest.raises(DataPathError, match="是一个文件"):
+        load_raw(root=f)
+
+
+@pytest.mark.parametrize("depth", ["MNIST", "MNIST/raw"])
+def test_path_too_deep(tmp_path, depth):
+    write_fake_files(tmp_path)
+    with pytest.raises(DataPathError, match="太深") as err:
+        load_raw(train=False, root=tmp_path / depth)
+    assert f"请把数据目录设为 {tmp_path}" in str(err.value)
+
+
+def test_missing_without_download(tmp_path):
+    with pytest.raises(DataNotFoundError) as err:
+        load_raw(train=False, root=tmp_path, download=False)
+    msg = str(err.value)
+    for name, _ in data.ALL_FILES:
+        assert name in msg
+    assert str(tmp_path / "MNIST" / "raw") in msg and "SNN_DATA_DIR" in msg
+
+
+def test_no_network(tmp_path, monkeypatch):
+    """模拟断网：把下载镜像指向本机一个没人监听的端口，连接会被立即拒绝。"""
+    monkeypatch.setattr(data.datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
+    with pytest.raises(DataNotFoundError, match="自动下载失败") as err:
+        load_raw(train=False, root=tmp_path)
+    assert "t10k-images-idx3-ubyte" in str(err.value) and "联网" in str(err.value)
+    assert not any((tmp_path / "MNIST" / "raw").glob("*-ubyte")), "失败的下载不应留下半截的数据文件"
+
+
+def test_truncated_file(tmp_path):
+    write_fake_files(tmp_path, truncate="t10k-images-idx3-ubyte")
+    with pytest.raises(CorruptDataError) as err:
+        load_raw(train=False, root=tmp_path)
+    msg = str(err.value)
+    assert "t10k-images-idx3-ubyte" in msg and "7840016" in msg and "删除" in msg
+
+
+def test_corrupt_header(tmp_path):
+    raw = write_fake_files(tmp_path)
+    f = raw / "t10k-labels-idx1-ubyte"
+    f.write_bytes(b"garbage!" + f.read_bytes()[8:])
+    with pytest.raises(CorruptDataError, match="无法解析"):
+        load_raw(train=False, root=tmp_path)
+
+
+def test_fake_files_load(tmp_path):
+    write_fake_files(tmp_path)
+    x, y = load_raw(train=False, root=tmp_path)
+    assert x.shape == (10000, 1, 28, 28) and x.dtype == torch.uint8 and y.shape == (10000,)
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="没有完整的 MNIST")
+def test_full_mnist_readonly_root():
+    x, y = load_raw(train=False, root=SHARED)
+    assert x.shape == (10000, 1, 28, 28) and torch.bincount(y).tolist()[0] == 980
+
+
+# ---------------------------------------------------------------- 小样本
+def test_sample_shape_and_labels():
+    x, y = load_sample()
+    assert x.shape == (1000, 1, 28, 28) and x.dtype == torch.uint8
+    assert torch.bincount(y, minlength=10).tolist() == [100] * 10
+    assert 0.08 < x.float().div(255).mean().item() < 0.2  # 真实的手写数字，不是空白图
+    assert data.SAMPLE_FILE.stat().st_size < 1_000_000
+    assert (data.SAMPLE_FILE.parent / "MNIST_SAMPLE_LICENSE.md").read_text(encoding="utf-8").count("CC BY-SA 3.0") >= 1
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="没有完整的 MNIST")
+def test_sample_matches_test_set():
+    import numpy as np
+
+    x, y = load_raw(train=False, root=SHARED)
+    with np.load(data.SAMPLE_FILE) as f:
+        idx = torch.from_numpy(f["test_index"].astype("int64"))
+    sx, sy = load_sample()
+    assert torch.equal(x[idx], sx) and torch.equal(y[idx], sy)
+
+
+# ---------------------------------------------------------------- 张量批次
+def test_batches_shapes_and_normalization():
+    x, y = load_sample()
+    batches = TensorBatches(x, y, batch_size=64, shuffle=False)
+    got = list(batches)
+    assert len(got) == len(batches) == 16
+    assert got[0][0].shape == (64, 1, 28, 28) and got[-1][0].shape == (1000 - 15 * 64, 1, 28, 28)
+    allx = torch.cat([b[0] for b in got])
+    expected = (x.float() / 255 - 0.1307) / 0.3081
+    assert torch.allclose(allx, expected)
+    assert torch.equal(torch.cat([b[1] for b in got]), y)
+
+
+def test_batches_shuffle_is_seeded():
+    x, y = load_sample()
+    labels = lambda b: torch.cat([t for _, t in b])
+    a, b = TensorBatches(x, y, 100, seed=1), TensorBatches(x, y, 100, seed=1)
+    first_a, first_b = labels(a), labels(b)
+    assert torch.equal(first_a, first_b)                    # 同种子 → 同顺序
+    assert not torch.equal(first_a, y)                      # 确实打乱了
+    assert not torch.equal(labels(a), first_a)              # 下一个 epoch 换了顺序
+    assert not torch.equal(labels(TensorBatches(x, y, 100, seed=2)), first_a)
+    assert sorted(first_a.tolist()) == sorted(y.tolist())   # 不重不漏
+
+
+def test_batches_distributed_split_covers_everything():
+    x, y = load_sample()
+    parts = [TensorBatches(x, torch.arange(1000), 64, seed=3, rank=r, world_size=3) for r in range(3)]
+    seen = torch.cat([t for p in parts for _, t in p])
+    assert len(seen) == 3 * 334 and set(seen.tolist()) == set(range(1000))
+    assert len(parts[0]) == 6
+
+
+def test_random_shift_is_a_translation():
+    x = torch.zeros(200, 1, 28, 28, dtype=torch.uint8)
+    x[:, :, 12:16, 12:16] = 255                      # 中间一个 4×4 的亮块
+    shifted, _ = next(iter(TensorBatches(x, torch.zeros(200), 200, shuffle=False, max_shift=2)))
+    bright = shifted[:, 0] > 0
+    assert torch.all(bright.sum((1, 2)) == 16)       # 亮块完整保留，只是挪了位置
+    rows = bright.any(2).float().argmax(1) - 12      # 每张图亮块左上角的位移
+    cols = bright.any(1).float().argmax(1) - 12
+    assert rows.abs().max() <= 2 and cols.abs().max() <= 2
+    assert len(set(zip(rows.tolist(), cols.tolist()))) == 25   # 5×5 种位移都出现了
+    assert torch.all(shifted[~bright.unsqueeze(1)] == data.normalize(torch.zeros(1, dtype=torch.uint8)))
+
+
+def test_dataloader_route_matches_tensor_route(tmp_path):
+    root = SHARED if SHARED.exists() else write_fake_files(tmp_path).parents[1]
+    loader = data.dataloader(train=False, root=root, batch_size=32)
+    xb, yb = next(iter(loader))
+    fast = next(iter(data.tensor_batches(train=False, root=root, batch_size=32)))
+    assert torch.allclose(xb, fast[0], atol=1e-6) and torch.equal(yb, fast[1])

@@ -1,0 +1,90 @@
+"""运行环境：设备选择、线程数、随机种子、快速模式、中文字体回退。"""
+
+import warnings
+
+import matplotlib
+import pytest
+import torch
+
+from snn_tutorial import plotting, quick, runtime
+
+
+def test_auto_device_prefers_cuda_then_mps(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert runtime.select_device("auto").type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(runtime, "_mps_available", lambda: True)
+    assert runtime.select_device().type == "mps"
+    monkeypatch.setattr(runtime, "_mps_available", lambda: False)
+    assert runtime.select_device().type == "cpu"
+
+
+def test_cuda_without_gpu_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(runtime.DeviceError, match="nvidia-smi") as err:
+        runtime.select_device("cuda")
+    assert "--device cpu" in str(err.value)
+    with pytest.raises(runtime.DeviceError, match="MPS"):
+        monkeypatch.setattr(runtime, "_mps_available", lambda: False)
+        runtime.select_device("mps")
+    with pytest.raises(runtime.DeviceError, match="无法识别"):
+        runtime.select_device("tpu")
+
+
+def test_set_cpu_threads():
+    before = torch.get_num_threads()
+    try:
+        assert runtime.set_cpu_threads(1) == 1 and torch.get_num_threads() == 1
+        assert runtime.set_cpu_threads() == runtime.available_cores() == torch.get_num_threads()
+        with pytest.raises(ValueError):
+            runtime.set_cpu_threads(0)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_seed_everything_repeats():
+    runtime.seed_everything(123)
+    a = torch.rand(3)
+    runtime.seed_everything(123)
+    assert torch.equal(a, torch.rand(3))
+
+
+def test_quick_mode_switch(monkeypatch):
+    monkeypatch.setenv("SNN_TUTORIAL_QUICK", "1")
+    assert quick.is_quick() and quick.pick(10, 1) == 1
+    monkeypatch.setenv("SNN_TUTORIAL_QUICK", "0")
+    assert not quick.is_quick() and quick.pick(10, 1) == 10
+    monkeypatch.delenv("SNN_TUTORIAL_QUICK")
+    assert not quick.is_quick()
+
+
+def test_pytest_turns_quick_mode_on():
+    import os
+
+    assert os.environ.get("SNN_TUTORIAL_QUICK") == "1"
+
+
+def test_cjk_font_found_and_used():
+    family = plotting.setup_matplotlib()
+    if family is None:
+        pytest.skip("本机没有中文字体（CI 会安装 fonts-noto-cjk）")
+    assert matplotlib.rcParams["font.sans-serif"][0] == family
+    assert plotting.zh("膜电位", "membrane potential") == "膜电位"
+    # 中文字符真的能被这个字体渲染（不是方框）
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    font = FT2Font(font_manager.findfont(family, fallback_to_default=False))
+    assert font.get_char_index(ord("膜")) != 0
+
+
+def test_font_fallback_warns_once_and_uses_english():
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert plotting.setup_matplotlib(font=None) is None
+        assert len([w for w in caught if "中文字体" in str(w.message)]) == 1
+        assert plotting.zh("膜电位", "membrane potential") == "membrane potential"
+        assert matplotlib.rcParams["font.sans-serif"] == ["DejaVu Sans"]
+    finally:
+        plotting.setup_matplotlib()
