@@ -86,6 +86,20 @@ def resolve_data_root(root: str | os.PathLike | None = None) -> tuple[Path, str]
     return repo_root() / "data", "默认"
 
 
+def display_path(path: str | os.PathLike) -> str:
+    """便于展示的路径：在仓库内或其旁边时写成相对仓库根目录的路径，否则把家目录写成 ~。"""
+    path = Path(path).resolve()
+    base = repo_root().resolve()
+    try:
+        rel = os.path.relpath(path, base)
+    except ValueError:  # Windows 上不同盘符
+        rel = None
+    if rel is not None and not rel.startswith(os.path.join("..", "..")):
+        return Path(rel).as_posix()
+    home = Path.home().resolve()
+    return "~/" + path.relative_to(home).as_posix() if path.is_relative_to(home) else str(path)
+
+
 def _check_root(root: Path, source: str, info: DatasetInfo) -> None:
     """尽早发现常见的路径错误：目录不存在、指向了文件、多写了 MNIST/raw。"""
     if source != "默认" and not root.exists():
