@@ -38,6 +38,8 @@ class DatasetInfo:
 
 DATASETS = {
     "mnist": DatasetInfo("mnist", datasets.MNIST, "MNIST", 0.1307, 0.3081, tuple(str(i) for i in range(10))),
+    # 随包附带的 1000 张小样本：前 800 张当训练集、后 200 张当测试集，离线演示与测试用
+    "mnist-sample": DatasetInfo("mnist-sample", datasets.MNIST, "MNIST", 0.1307, 0.3081, tuple(str(i) for i in range(10))),
     "fashion-mnist": DatasetInfo(
         "fashion-mnist", datasets.FashionMNIST, "FashionMNIST", 0.2860, 0.3530,
         ("T恤", "裤子", "套头衫", "连衣裙", "外套", "凉鞋", "衬衫", "运动鞋", "包", "短靴"),
@@ -153,6 +155,9 @@ def load_raw(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """读入整个数据集，返回 (图像 uint8 [N,1,28,28], 标签 int64 [N])。"""
     info = dataset_info(dataset)
+    if info.name == "mnist-sample":
+        x, y = load_sample()
+        return (x[:SAMPLE_TRAIN], y[:SAMPLE_TRAIN]) if train else (x[SAMPLE_TRAIN:], y[SAMPLE_TRAIN:])
     root_path, source = resolve_data_root(root)
     _check_root(root_path, source, info)
     raw_dir = root_path / info.folder / "raw"
@@ -200,7 +205,8 @@ class TensorBatches:
     """把整个数据集作为张量放在内存（或 GPU）里，按批产出标准化后的 (x, y)。
 
     不做逐样本的 PIL 变换，也不需要工作进程，在 Windows 上同样可用。
-    每次迭代自动换一个可复现的打乱顺序（种子 = seed + epoch）；rank/world_size 用于多进程时切分数据。
+    每次迭代自动换一个可复现的打乱顺序（种子 = seed + epoch）；rank/world_size 用于多进程时切分数据：
+    pad=True（训练用）像 DistributedSampler 一样补齐，使各进程步数相同；pad=False（评估用）不重复任何样本。
     """
 
     def __init__(
@@ -216,6 +222,7 @@ class TensorBatches:
         max_shift: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        pad: bool = True,
     ):
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise ValueError("images 应为 uint8 张量 [N, C, H, W]")
@@ -228,7 +235,7 @@ class TensorBatches:
         self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
         self.max_shift = max_shift
         self.fill = float(normalize(torch.zeros(1, dtype=torch.uint8), dataset))  # 背景像素标准化后的值
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.pad = rank, world_size, pad
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -240,9 +247,10 @@ class TensorBatches:
             order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
         else:
             order = torch.arange(n)
-        if self.world_size > 1:  # 与 DistributedSampler 相同：补齐到能整除，再隔 world_size 取一个
-            per_rank = -(-n // self.world_size)
-            order = torch.cat([order, order[: per_rank * self.world_size - n]])
+        if self.world_size > 1:  # 与 DistributedSampler 相同：（训练时）补齐到能整除，再隔 world_size 取一个
+            if self.pad:
+                per_rank = -(-n // self.world_size)
+                order = torch.cat([order, order[: per_rank * self.world_size - n]])
             order = order[self.rank :: self.world_size]
         return order
 
@@ -311,6 +319,7 @@ def dataloader(
 # ---------------------------------------------------------------- 随包附带的小样本
 SAMPLE_FILE = Path(__file__).resolve().parent / "assets" / "mnist_sample.npz"
 SAMPLE_PER_CLASS = 100
+SAMPLE_TRAIN = 800  # 当作数据集 "mnist-sample" 使用时，前 800 张为训练集
 
 
 def build_sample(root: str | os.PathLike | None = None, out: Path = SAMPLE_FILE, per_class: int = SAMPLE_PER_CLASS) -> Path:

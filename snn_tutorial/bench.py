@@ -1,0 +1,128 @@
+"""基准测试：python -m snn_tutorial.bench
+
+在当前机器上打印：
+1. 本教程模型的训练吞吐量（图/秒）：
+   (a) 朴素做法：DataLoader + 逐样本 torchvision 变换，单步模式逐个时间步循环，PyTorch 默认线程数；
+   (b) 教程做法：张量批次，多步模式，set_cpu_threads() 选的线程数；
+   以及单独比较单步/多步、1/2 个线程；
+2. 原始模型与本教程模型达到 98.0% 和 99.0% 测试准确率所需的训练时间。
+数字随机器而变；README 与笔记本里引用的数字都来自这个脚本的输出。
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+
+import torch
+
+from . import data, quick, runtime
+from .models import build_model
+from .train import DEFAULTS
+from .training import fit
+
+
+def throughput(model, batches, steps: int, warmup: int = 3) -> float:
+    """训练 warmup + steps 步，返回后 steps 步的图/秒。"""
+    from spikingjelly.activation_based import functional
+
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    model.train()
+    it = itertools.cycle(batches)
+    done, start = 0, None
+    for i in range(warmup + steps):
+        if i == warmup:
+            start = time.perf_counter()
+        x, y = next(it)
+        loss = model.loss(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        functional.reset_net(model)
+        if i >= warmup:
+            done += len(y)
+    return done / (time.perf_counter() - start)
+
+
+def measure_throughputs(root, steps: int, batch_size: int = 64) -> dict:
+    default_threads = torch.get_num_threads()
+    chosen = runtime.available_cores()
+    results = {}
+
+    def run(label, step_mode, threads, loader):
+        torch.set_num_threads(threads)
+        runtime.seed_everything(0)
+        model = build_model("csnn").set_step_mode(step_mode)
+        results[label] = throughput(model, loader, steps)
+        print(f"  {label:<44s} {results[label]:8.0f} 图/秒", flush=True)
+
+    fast = data.tensor_batches("mnist", True, root, batch_size=batch_size)
+    slow = data.dataloader("mnist", True, root, batch_size=batch_size)
+    print(f"训练吞吐量（本教程模型，批大小 {batch_size}，每项 {steps} 步）：")
+    run(f"(a) 朴素：DataLoader + 单步 + 默认 {default_threads} 线程", "s", default_threads, slow)
+    run(f"(b) 教程：张量批次 + 多步 + {chosen} 线程", "m", chosen, fast)
+    run("张量批次 + 单步 + 选定线程", "s", chosen, fast)
+    run("张量批次 + 多步 + 1 线程", "m", 1, fast)
+    if chosen != 2:
+        run("张量批次 + 多步 + 2 线程", "m", 2, fast)
+    a = results[f"(a) 朴素：DataLoader + 单步 + 默认 {default_threads} 线程"]
+    b = results[f"(b) 教程：张量批次 + 多步 + {chosen} 线程"]
+    print(f"  (b) / (a) = {b / a:.2f} 倍；多步 / 单步 = {b / results['张量批次 + 单步 + 选定线程']:.2f} 倍；"
+          f"{chosen} 线程 / 1 线程 = {b / results['张量批次 + 多步 + 1 线程']:.2f} 倍")
+    torch.set_num_threads(chosen)
+    return results
+
+
+def time_to_accuracy(name: str, root, epochs: int, evals_per_epoch: int, limit: int | None = None) -> dict:
+    recipe = DEFAULTS[name]
+    runtime.seed_everything(0)
+    model = build_model(name)
+    train = data.tensor_batches("mnist", True, root, batch_size=recipe["batch_size"], limit=limit)
+    test = data.tensor_batches("mnist", False, root, batch_size=256)
+    targets = (0.98, 0.99)
+    seen = {}
+
+    def on_eval(h):
+        seen["history"] = h
+        if h.test_acc[-1] >= max(targets):
+            raise _Reached  # 达到最高目标就停止，节省时间
+
+    try:
+        fit(model, train, test, epochs=epochs, lr=recipe["lr"], schedule=recipe["schedule"],
+            evals_per_epoch=evals_per_epoch, progress=False, on_eval=on_eval)
+    except _Reached:
+        pass
+    history = seen["history"]
+    reached = {t: history.time_to(t) for t in targets}
+    best = max(history.test_acc)
+    desc = "，".join(f"{t:.1%}：{'%.0f 秒' % s if s is not None else '未达到'}" for t, s in reached.items())
+    print(f"  {name:<9s} 达到 {desc}（最高 {best:.2%}，共训练 {history.seconds[-1]:.0f} 秒、{history.epoch[-1]:.2f} 轮）", flush=True)
+    return {"reached": reached, "best": best, "seconds": history.seconds[-1]}
+
+
+class _Reached(Exception):
+    """训练已达到最高的目标准确率。"""
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m snn_tutorial.bench", description="在本机测量训练吞吐量与达到目标准确率所需的时间。")
+    p.add_argument("--data-dir", default=None, help=f"数据目录（默认：环境变量 {data.DATA_ENV}，否则仓库下的 data/）")
+    p.add_argument("--steps", type=int, default=None, help="每项吞吐量测量的训练步数（默认 60，快速模式 5）")
+    p.add_argument("--skip-accuracy", action="store_true", help="只测吞吐量，不测达到目标准确率的时间")
+    args = p.parse_args(argv)
+    is_quick = quick.is_quick()
+    steps = args.steps or (5 if is_quick else 60)
+    print(f"PyTorch {torch.__version__}，可用 CPU 核 {runtime.available_cores()}，PyTorch 默认线程 {torch.get_num_threads()}"
+          f"{'（快速模式）' if is_quick else ''}")
+    measure_throughputs(args.data_dir, steps)
+    if not args.skip_accuracy:
+        runtime.set_cpu_threads()
+        print("达到目标测试准确率所需的训练时间（不含评估，每轮评估 4 次）：")
+        limit = 2000 if is_quick else None
+        time_to_accuracy("original", args.data_dir, epochs=1 if is_quick else 6, evals_per_epoch=4, limit=limit)
+        time_to_accuracy("csnn", args.data_dir, epochs=1 if is_quick else DEFAULTS["csnn"]["epochs"], evals_per_epoch=4, limit=limit)
+
+
+if __name__ == "__main__":
+    main()

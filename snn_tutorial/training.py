@@ -1,0 +1,166 @@
+"""训练与评估循环：笔记本 03/04 与命令行共用。
+
+要点：每批之后 functional.reset_net 清空神经元状态；评估在 torch.no_grad 下进行；
+学习率按余弦退火；CUDA 上可用 torch.amp 自动混合精度；可写 TensorBoard 日志；返回历史记录用于画图。
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+from spikingjelly.activation_based import functional
+from tqdm.auto import tqdm
+
+from . import distributed
+
+
+@dataclass
+class History:
+    """每次评估时记录一行。seconds 是累计的纯训练时间（不含评估）。"""
+
+    epoch: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    test_acc: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def time_to(self, accuracy: float) -> float | None:
+        """第一次达到给定测试准确率时的累计训练秒数；没达到返回 None。"""
+        return next((s for s, a in zip(self.seconds, self.test_acc) if a >= accuracy), None)
+
+
+def _autocast(device: torch.device, amp: bool):
+    enabled = amp and device.type == "cuda"
+    return torch.autocast(device_type=device.type, dtype=torch.float16, enabled=enabled)
+
+
+def _core(model: torch.nn.Module) -> torch.nn.Module:
+    """DistributedDataParallel 包装下的原模型（它带着 loss 方法）。"""
+    return getattr(model, "module", model)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, batches, device: str | torch.device = "cpu", amp: bool = False) -> tuple[float, float]:
+    """返回 (平均损失, 准确率)。多进程时各进程评估自己那一份数据，结果跨进程汇总。"""
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    loss_fn = _core(model).loss
+    total_loss, correct, count = 0.0, 0, 0
+    for x, y in batches:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with _autocast(device, amp):
+            out = model(x)
+            loss = loss_fn(out.float(), y)
+        total_loss += loss.item() * len(y)
+        correct += (out.argmax(1) == y).sum().item()
+        count += len(y)
+        functional.reset_net(model)
+    model.train(was_training)
+    total_loss, correct, count = distributed.sum_across(total_loss, correct, count, device=device)
+    return total_loss / count, correct / count
+
+
+def fit(
+    model: torch.nn.Module,
+    train_batches,
+    test_batches,
+    epochs: int = 1,
+    lr: float = 1e-3,
+    schedule: str = "cosine",
+    device: str | torch.device = "cpu",
+    amp: bool = True,
+    evals_per_epoch: int = 1,
+    log_dir: str | None = None,
+    progress: bool = True,
+    on_eval=None,
+) -> History:
+    """用 Adam 训练 epochs 轮，每轮评估 evals_per_epoch 次，返回 History。
+
+    schedule："cosine"（按步余弦退火到 0）或 "none"（固定学习率）。
+    amp 只在 CUDA 上生效（float16 + GradScaler）。log_dir 给出时写 TensorBoard 日志。
+    on_eval(history) 在每次评估后调用。
+    多进程训练时传入 DistributedDataParallel 包装后的模型：训练指标跨进程汇总，
+    只有 0 号进程显示进度条、写 TensorBoard 日志。
+    """
+    device = torch.device(device)
+    model.to(device)
+    loss_fn = _core(model).loss
+    main = distributed.is_main()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    steps_per_epoch = len(train_batches)
+    total_steps = epochs * steps_per_epoch
+    if schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    elif schedule == "none":
+        scheduler = None
+    else:
+        raise ValueError(f"未知的学习率策略 {schedule!r}：可选 cosine、none")
+    scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
+    writer = None
+    if log_dir is not None and main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(log_dir)
+    eval_at = {math.ceil(steps_per_epoch * k / evals_per_epoch) for k in range(1, evals_per_epoch + 1)}
+
+    history = History()
+    train_seconds, step = 0.0, 0
+    model.train()
+    try:
+        for epoch in range(epochs):
+            if hasattr(train_batches, "set_epoch"):
+                train_batches.set_epoch(epoch)
+            run_loss, run_correct, run_count = 0.0, 0, 0
+            bar = tqdm(train_batches, total=steps_per_epoch, desc=f"第 {epoch + 1}/{epochs} 轮", disable=not (progress and main), leave=False)
+            start = time.perf_counter()
+            for i, (x, y) in enumerate(bar, start=1):
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                with _autocast(device, amp):
+                    out = model(x)
+                    loss = loss_fn(out.float(), y)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                if scheduler is not None:
+                    scheduler.step()
+                functional.reset_net(model)
+                step += 1
+                run_loss += loss.item() * len(y)
+                run_correct += (out.argmax(1) == y).sum().item()
+                run_count += len(y)
+                if writer is not None and step % 50 == 0:
+                    writer.add_scalar("train/loss_step", loss.item(), step)
+                if i in eval_at:
+                    train_seconds += time.perf_counter() - start
+                    test_loss, test_acc = evaluate(model, test_batches, device, amp)
+                    run_loss, run_correct, run_count = distributed.sum_across(run_loss, run_correct, run_count, device=device)
+                    history.epoch.append(epoch + i / steps_per_epoch)
+                    history.train_loss.append(run_loss / run_count)
+                    history.train_acc.append(run_correct / run_count)
+                    history.test_loss.append(test_loss)
+                    history.test_acc.append(test_acc)
+                    history.lr.append(optimizer.param_groups[0]["lr"])
+                    history.seconds.append(train_seconds)
+                    bar.set_postfix(test_acc=f"{test_acc:.2%}")
+                    if writer is not None:
+                        for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr"):
+                            writer.add_scalar(key.replace("_", "/", 1), getattr(history, key)[-1], step)
+                    if on_eval is not None:
+                        on_eval(history)
+                    run_loss, run_correct, run_count = 0.0, 0, 0
+                    start = time.perf_counter()
+            bar.close()
+    finally:
+        if writer is not None:
+            writer.close()
+    return history

@@ -1,0 +1,123 @@
+"""检查点的保存与加载、各种坏检查点的中文报错、命令行。"""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from spikingjelly.activation_based import functional
+
+from snn_tutorial import data, evaluate as evaluate_cli, train as train_cli
+from snn_tutorial.checkpoint import SHIPPED, CheckpointError, load_checkpoint, save_checkpoint
+from snn_tutorial.models import CSNN
+
+
+def test_round_trip(tmp_path):
+    model = CSNN(channels=(8, 16), hidden=32, T=2)
+    path = save_checkpoint(tmp_path / "sub" / "m.pt", model, "csnn", {"channels": (8, 16), "hidden": 32, "T": 2}, {"test_acc": 0.5})
+    loaded, ckpt = load_checkpoint(path)
+    assert ckpt["metrics"] == {"test_acc": 0.5} and ckpt["config"]["channels"] == [8, 16]
+    assert not loaded.training
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), k
+    x = data.normalize(data.load_sample()[0][:8])
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+    functional.reset_net(model)
+    assert [p.name for p in path.parent.iterdir()] == ["m.pt"]     # 没有残留的临时文件
+    torch.load(path, weights_only=True)                            # 纯数据，weights_only 可以加载
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CheckpointError, match="不存在"):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_garbage_file(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"this is not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="不是有效的 PyTorch 检查点"):
+        load_checkpoint(bad)
+
+
+def test_truncated_file(tmp_path):
+    good = save_checkpoint(tmp_path / "g.pt", CSNN(), "csnn", {})
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="损坏"):
+        load_checkpoint(cut)
+
+
+def test_pickled_whole_model(tmp_path):
+    path = tmp_path / "whole.pt"
+    torch.save(torch.nn.Linear(2, 2), path)
+    with pytest.raises(CheckpointError, match="state_dict"):
+        load_checkpoint(path)
+
+
+def test_bare_state_dict(tmp_path):
+    path = tmp_path / "bare.pt"
+    torch.save(CSNN().state_dict(), path)
+    with pytest.raises(CheckpointError, match="裸的 state_dict"):
+        load_checkpoint(path)
+
+
+def test_wrong_architecture(tmp_path):
+    path = save_checkpoint(tmp_path / "w.pt", CSNN(channels=(8, 8)), "csnn", {"channels": (16, 16)})
+    with pytest.raises(CheckpointError, match="对不上"):
+        load_checkpoint(path)
+
+
+def test_unknown_config(tmp_path):
+    path = save_checkpoint(tmp_path / "u.pt", CSNN(), "csnn", {"depth": 50})
+    with pytest.raises(CheckpointError, match="无法识别"):
+        load_checkpoint(path)
+
+
+def test_shipped_weights_load():
+    model, ckpt = load_checkpoint()
+    assert SHIPPED.stat().st_size < 5_000_000
+    assert ckpt["model"] == "csnn" and ckpt["metrics"]["test_acc"] >= 0.995
+    assert "python -m snn_tutorial.train" in ckpt["metrics"]["command"]
+    x, y = data.load_sample()
+    with torch.no_grad():
+        acc = (model(data.normalize(x)).argmax(1) == y).float().mean().item()
+    assert acc >= 0.98       # 随包样本来自测试集
+
+
+def _run(module, *args):
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=600)
+
+
+def test_cli_help_is_chinese():
+    for module in ["snn_tutorial.train", "snn_tutorial.evaluate"]:
+        res = _run(module, "--help")
+        assert res.returncode == 0 and "数据目录" in res.stdout and "检查点" in res.stdout
+
+
+def test_cli_quick_train_then_evaluate(tmp_path):
+    pytest.importorskip("torchvision")
+    root = data.resolve_data_root()[0]
+    if not (root / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists():
+        pytest.skip("没有 MNIST 数据")
+    out = tmp_path / "q.pt"
+    res = _run("snn_tutorial.train", "--quick", "--no-progress", "--out", str(out), "--log-dir", str(tmp_path / "tb"))
+    assert res.returncode == 0, res.stderr
+    last = res.stdout.strip().splitlines()[-1]
+    assert last.startswith("最终测试准确率：") and last.endswith("%")
+    acc = float(last.split("：")[1].rstrip("%"))
+    assert 30 < acc <= 100                       # 2000 张、1 轮：远好于随机
+    res = _run("snn_tutorial.evaluate", "--checkpoint", str(out), "--limit", "1000")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == f"测试准确率：{acc:.2f}%（mnist 测试集 1000 张）"
+
+
+def test_cli_errors_are_clear(tmp_path):
+    res = _run("snn_tutorial.evaluate", "--checkpoint", str(tmp_path / "none.pt"))
+    assert res.returncode == 2 and "检查点文件不存在" in res.stderr and "Traceback" not in res.stderr
+    res = _run("snn_tutorial.train", "--quick", "--data-dir", str(tmp_path / "nowhere"))
+    assert res.returncode == 2 and "数据目录不存在" in res.stderr
+    if not torch.cuda.is_available():
+        res = _run("snn_tutorial.train", "--quick", "--device", "cuda")
+        assert res.returncode == 2 and "CUDA" in res.stderr and "Traceback" not in res.stderr
