@@ -39,6 +39,9 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, name: str, 
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp 建的文件只有本人可读，改回普通文件的权限
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -51,16 +51,17 @@ class CSNN(nn.Module):
         functional.set_step_mode(self.snn, "m")
 
     def set_step_mode(self, mode: str) -> "CSNN":
-        """切换 SNN 部分的步进模式：'m'（默认，一次处理 [T, N, ...]）或 's'（逐步循环，用于对照）。"""
+        """切换步进模式：'m'（默认，第一层只算一次，其余一次处理 [T, N, ...]）或 's'（朴素的逐步循环，用于对照）。"""
         functional.set_step_mode(self.snn, mode)
         self.step_mode = mode
         return self
 
     def forward_seq(self, x: torch.Tensor) -> torch.Tensor:
         """[N, 1, 28, 28] → 每个时间步各类别的投票结果 [T, N, 10]（该类神经元中发放的比例）。"""
-        static = self.encoder(x)
         if getattr(self, "step_mode", "m") == "s":
-            return torch.stack([self.snn(static) for _ in range(self.T)])
+            # 朴素的逐步循环：每个时间步把整张图重新送进整个网络（第一层也重复计算 T 次）
+            return torch.stack([self.snn(self.encoder(x)) for _ in range(self.T)])
+        static = self.encoder(x)
         return self.snn(static.unsqueeze(0).expand(self.T, *static.shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

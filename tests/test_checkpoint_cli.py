@@ -121,3 +121,14 @@ def test_cli_errors_are_clear(tmp_path):
     if not torch.cuda.is_available():
         res = _run("snn_tutorial.train", "--quick", "--device", "cuda")
         assert res.returncode == 2 and "CUDA" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_shipped_weights_reach_99_5_on_full_test_set():
+    root = data.resolve_data_root()[0]
+    if not (root / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists():
+        pytest.skip("没有完整的 MNIST 测试集")
+    res = _run("snn_tutorial.evaluate")
+    assert res.returncode == 0, res.stderr
+    last = res.stdout.strip().splitlines()[-1]
+    acc = float(last.split("：")[1].split("%")[0])
+    assert acc >= 99.5 and "10000 张" in last
