@@ -90,8 +90,8 @@ def resolve_data_root(root: str | os.PathLike | None = None) -> tuple[Path, str]
 
 def display_path(path: str | os.PathLike) -> str:
     """便于展示的路径：在仓库内或其旁边时写成相对仓库根目录的路径，否则把家目录写成 ~。"""
-    path = Path(path).resolve()
-    base = repo_root().resolve()
+    path = Path(os.path.abspath(path))  # 不解析符号链接：按用户看到的路径来写
+    base = Path(os.path.abspath(repo_root()))
     try:
         rel = os.path.relpath(path, base)
     except ValueError:  # Windows 上不同盘符
