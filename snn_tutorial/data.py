@@ -255,7 +255,9 @@ class TensorBatches:
         return order
 
     def __len__(self) -> int:
-        n = len(self._indices()) if self.world_size > 1 else len(self.y)
+        n = len(self.y)
+        if self.world_size > 1:  # 本进程分到的样本数，不必真的生成一次打乱顺序
+            n = -(-n // self.world_size) if self.pad else len(range(self.rank, n, self.world_size))
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self):
