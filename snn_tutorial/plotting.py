@@ -80,3 +80,23 @@ def has_cjk_font() -> bool:
 def zh(chinese: str, english: str) -> str:
     """图中文字：有中文字体时用中文，否则用英文。"""
     return chinese if has_cjk_font() else english
+
+
+FIGURES_ENV = "SNN_TUTORIAL_WRITE_FIGURES"
+FIGURES_DIR = Path(__file__).resolve().parent.parent / "img"
+
+
+def save_readme_figure(fig, name: str) -> Path | None:
+    """把 README 引用的图写到仓库的 img/ 下，但只在环境变量 SNN_TUTORIAL_WRITE_FIGURES=1 时写。
+
+    平时运行笔记本不改动任何受版本控制的文件；维护者重新生成 README 的图时才打开它（命令见 README）。
+    返回写入的路径；没有写时返回 None。
+    """
+    import os
+
+    if os.environ.get(FIGURES_ENV, "").strip().lower() not in {"1", "true", "yes", "on"}:
+        return None
+    FIGURES_DIR.mkdir(exist_ok=True)
+    path = FIGURES_DIR / name
+    fig.savefig(path, bbox_inches="tight")
+    return path

@@ -37,3 +37,25 @@ def test_environment_yml_matches_pyproject():
     assert any(d.replace(" ", "") == "spikingjelly==2.0.0" for e in env["dependencies"] if isinstance(e, dict) for d in e["pip"])
     assert any(str(d).replace(" ", "") == "pytorch>=2.11" for d in env["dependencies"])
     assert any(d.replace(" ", "") == "torch>=2.11" for d in project["dependencies"])
+
+
+def _minimum_python(spec: str) -> tuple[int, int]:
+    match = re.fullmatch(r">=\s*(\d+)\.(\d+)(?:\.\d+)?", spec.strip())
+    assert match, f"无法解析的 Python 版本要求：{spec!r}"
+    return int(match[1]), int(match[2])
+
+
+def test_python_requirement_matches_spikingjelly():
+    """本项目声明的最低 Python 版本必须与 spikingjelly 的 Requires-Python 一致（不能更低，否则用户装不上）。"""
+    from importlib.metadata import metadata
+
+    required = _minimum_python(metadata("spikingjelly")["Requires-Python"])
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert _minimum_python(project["requires-python"]) == required
+    env = yaml.safe_load((ROOT / "environment.yml").read_text(encoding="utf-8"))
+    pinned = next(str(d) for d in env["dependencies"] if isinstance(d, str) and _name(d) == "python")
+    assert tuple(int(p) for p in pinned.split("=")[-1].split(".")[:2]) >= required
+    text = f"Python {required[0]}.{required[1]}"
+    assert f"需要 {text} 以上" in (ROOT / "README.md").read_text(encoding="utf-8"), "README 应写明最低 Python 版本"
+    setup_nb = (ROOT / "notebooks" / "00_setup.ipynb").read_text(encoding="utf-8")
+    assert f"Python ≥ {required[0]}.{required[1]}" in setup_nb, "笔记本 00 的自检表应检查同样的最低版本"
