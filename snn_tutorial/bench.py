@@ -11,13 +11,12 @@
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import time
 
 import torch
 
-from . import data, quick, runtime
+from . import cli, data, quick, runtime
 from .models import build_model
 from .train import DEFAULTS
 from .training import fit
@@ -124,15 +123,18 @@ def time_epoch(root, device: str, compile_model: bool = False) -> float:
     return speed
 
 
+@cli.command()
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m snn_tutorial.bench", description="在本机测量训练吞吐量与达到目标准确率所需的时间。")
+    p = cli.ArgumentParser(prog="python -m snn_tutorial.bench", description="在本机测量训练吞吐量与达到目标准确率所需的时间。")
     p.add_argument("--data-dir", default=None, help=f"数据目录（默认：环境变量 {data.DATA_ENV}，否则仓库下的 data/）")
-    p.add_argument("--steps", type=int, default=None, help="每项吞吐量测量的训练步数（默认 60，快速模式 5）")
+    p.add_argument("--steps", type=cli.positive_int, default=None, help="每项吞吐量测量的训练步数，≥ 1（默认 60，快速模式 5）")
     p.add_argument("--skip-accuracy", action="store_true", help="只测吞吐量，不测达到目标准确率的时间")
-    p.add_argument("--epoch-device", default=None,
-                   help="只做一件事：在该设备（如 cuda）上计时训练一轮默认模型并报告图/秒（先跑一轮预热）")
+    p.add_argument("--epoch-device", type=cli.device_name, default=None,
+                   help="只做一件事：在该设备（cpu、cuda、cuda:1）上计时训练一轮默认模型并报告图/秒（先跑一轮预热）")
     p.add_argument("--compile", action="store_true", help="与 --epoch-device 一起用：比较 torch.compile 前后的速度")
     args = p.parse_args(argv)
+    if args.compile and args.epoch_device is None:
+        p.error("--compile 只能与 --epoch-device 一起用")
     if args.epoch_device:
         runtime.set_cpu_threads()
         print(f"PyTorch {torch.__version__}；设备 {args.epoch_device}")
@@ -142,7 +144,7 @@ def main(argv=None) -> None:
             print(f"  torch.compile / eager = {compiled / eager:.2f} 倍")
         return
     is_quick = quick.is_quick()
-    steps = args.steps or (5 if is_quick else 60)
+    steps = args.steps if args.steps is not None else (5 if is_quick else 60)
     print(f"PyTorch {torch.__version__}，可用 CPU 核 {runtime.available_cores()}，PyTorch 默认线程 {torch.get_num_threads()}"
           f"{'（快速模式）' if is_quick else ''}")
     measure_throughputs(args.data_dir, steps)

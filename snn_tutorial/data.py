@@ -6,12 +6,19 @@
 
 from __future__ import annotations
 
+import errno
+import gzip
 import os
+import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.error import URLError
 
 import torch
 from torchvision import datasets, transforms
+
+from .runtime import describe_os_error, writable_dir_problem
 
 DATA_ENV = "SNN_DATA_DIR"
 
@@ -60,10 +67,16 @@ class DataNotFoundError(DataError):
 
 
 class CorruptDataError(DataError):
-    """数据文件被截断或已损坏。"""
+    """数据文件被截断、已损坏，或不是该数据集的文件。"""
+
+
+class DataPermissionError(DataError):
+    """数据文件或目录没有读取（或写入）权限：文件本身可能完好。"""
 
 
 def dataset_info(name: str) -> DatasetInfo:
+    if not isinstance(name, str):
+        raise TypeError(f"数据集名应为字符串，例如 'mnist'，收到 {name!r}")
     key = name.strip().lower().replace("_", "-")
     if key == "fashionmnist":
         key = "fashion-mnist"
@@ -102,8 +115,12 @@ def display_path(path: str | os.PathLike) -> str:
     return "~/" + path.relative_to(home).as_posix() if path.is_relative_to(home) else str(path)
 
 
+def _has_raw_files(folder: Path) -> bool:
+    return any((folder / n).exists() or (folder / f"{n}.gz").exists() for n, _ in ALL_FILES)
+
+
 def _check_root(root: Path, source: str, info: DatasetInfo) -> None:
-    """尽早发现常见的路径错误：目录不存在、指向了文件、多写了 MNIST/raw。"""
+    """尽早发现常见的路径错误：目录不存在、指向了文件、多写了 MNIST/raw、原始文件没放进 MNIST/raw/。"""
     if source != "默认" and not root.exists():
         raise DataPathError(
             f"数据目录不存在：{root}（来自{source}）。\n"
@@ -112,22 +129,40 @@ def _check_root(root: Path, source: str, info: DatasetInfo) -> None:
         )
     if root.exists() and not root.is_dir():
         raise DataPathError(f"数据目录 {root}（来自{source}）是一个文件，不是目录。请指向包含 {info.folder}/ 的目录。")
-    names = [name for name, _ in ALL_FILES]
-    for depth, candidate in ((2, root), (1, root / "raw")):
-        if any((candidate / n).exists() or (candidate / f"{n}.gz").exists() for n in names):
-            parent = root.parents[depth - 1] if depth == 2 else root.parent
+    folders = {d.folder for d in DATASETS.values()}
+    wanted = root / info.folder / "raw"
+    if _has_raw_files(root):
+        if root.name == "raw" and root.parent.name in folders:  # 指向了 <数据目录>/MNIST/raw
             raise DataPathError(
                 f"数据目录设置得太深了：{root} 里直接放着原始文件。\n"
-                f"请把数据目录设为 {parent}（程序会在其下寻找 {info.folder}/raw/）。"
+                f"请把数据目录设为 {root.parent.parent}（程序会在其下寻找 {info.folder}/raw/）。"
             )
+        raise DataPathError(
+            f"原始文件直接放在了 {root} 里，但程序在 {wanted}/ 下寻找它们。\n"
+            f"请在 {root} 里建一个 {info.folder}/raw/ 子目录，把这四个文件移进去，数据目录仍设为 {root}。"
+            f"在终端里：mkdir -p {wanted} && mv {root}/*-ubyte* {wanted}/"
+        )
+    if _has_raw_files(root / "raw"):
+        if root.name in folders:  # 指向了 <数据目录>/MNIST
+            raise DataPathError(
+                f"数据目录设置得太深了：{root} 里直接放着原始文件。\n"
+                f"请把数据目录设为 {root.parent}（程序会在其下寻找 {info.folder}/raw/）。"
+            )
+        raise DataPathError(
+            f"原始文件放在了 {root / 'raw'} 里，但程序在 {wanted}/ 下寻找它们。\n"
+            f"请把 raw/ 移到 {root / info.folder}/ 里，数据目录仍设为 {root}。"
+            f"在终端里：mkdir -p {root / info.folder} && mv {root / 'raw'} {wanted}"
+        )
 
 
-def _missing_message(raw_dir: Path, info: DatasetInfo, missing: list[str], reason: str) -> str:
+def _missing_message(raw_dir: Path, info: DatasetInfo, missing: list[str], reason: str, disk_problem: bool = False) -> str:
     files = "\n".join(f"  - {name}（或 {name}.gz）" for name, _ in ALL_FILES)
+    first = (f"1. 换一个可写的数据目录，或给 {raw_dir.parent.parent} 加上写权限，再重新运行，程序会自动下载；\n" if disk_problem
+             else "1. 联网后重新运行，程序会自动下载；\n")
     return (
         f"找不到 {info.name} 的数据文件 {', '.join(missing)}，且{reason}。\n"
         f"处理办法：\n"
-        f"1. 联网后重新运行，程序会自动下载；\n"
+        f"{first}"
         f"2. 或者在能上网的机器上下载这四个文件，放到 {raw_dir}/ 下：\n{files}\n"
         f"3. 若数据已在别处，设置环境变量 {DATA_ENV}=那个目录（{info.folder}/raw/ 的上一级），"
         f"或在代码中传入 root=...，命令行传 --data-dir ...。"
@@ -147,44 +182,172 @@ def _check_files(raw_dir: Path) -> None:
             )
 
 
+def _expected_header(name: str) -> bytes:
+    """IDX 文件头：魔数 00 00 08 03（图像）或 00 00 08 01（标签），接着是各维的大小（大端 32 位）。"""
+    count = 60000 if name.startswith("train") else 10000
+    if "images" in name:
+        return b"\x00\x00\x08\x03" + count.to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    return b"\x00\x00\x08\x01" + count.to_bytes(4, "big")
+
+
+def _check_headers(raw_dir: Path, info: DatasetInfo) -> None:
+    """逐个打开四个文件、核对文件头：没有读取权限、或不是该数据集的文件时，报出是哪一个文件。"""
+    for name, _ in ALL_FILES:
+        path = raw_dir / name
+        expected = _expected_header(name)
+        with open(path, "rb") as f:
+            header = f.read(len(expected))
+        if header != expected:
+            raise CorruptDataError(
+                f"数据文件 {path} 的文件头不对：开头应为 {expected.hex(' ')}（IDX 格式），实际是 {header.hex(' ')}。\n"
+                f"它不是 {info.name} 的原始文件，或已损坏。请换成官方的文件：删除它后重新运行会重新下载，或从别处复制完整的文件。"
+            )
+
+
+def _extract_gz(gz: Path, target: Path, size: int, info: DatasetInfo) -> None:
+    """把 <name>.gz 解压成 <name>（先写临时文件再改名）。不要求是官方压缩包，但解压结果必须大小正确。"""
+    problem = writable_dir_problem(target.parent, create=False)
+    if problem is not None:
+        raise DataPermissionError(
+            f"{gz} 需要先解压成 {target.name}，但{problem}。\n"
+            f"请手动解压（例如 gunzip -k {gz}），或给 {target.parent} 加上写权限。"
+        )
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        written = 0
+        with os.fdopen(fd, "wb") as out, gzip.open(gz, "rb") as src:
+            while written <= size:  # 最多多读 1 字节：足以判断“太大”，又不会被异常大的文件填满磁盘
+                chunk = src.read(min(1 << 20, size + 1 - written))
+                if not chunk:
+                    break
+                out.write(chunk)
+                written += len(chunk)
+        if written != size:
+            raise CorruptDataError(
+                f"{gz} 解压后{'超过' if written > size else '只有'} {written if written <= size else size} 字节，"
+                f"而 {target.name} 应有 {size} 字节：它不是 {info.name} 的官方压缩包，或已损坏/不完整。\n"
+                f"请重新下载这个 .gz 文件，或直接放入解压后的 {target.name}。"
+            )
+        os.replace(tmp, target)
+    except PermissionError:
+        raise
+    except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile 是 OSError 的子类
+        raise CorruptDataError(
+            f"{gz} 无法解压（{type(err).__name__}: {err}）：它不是有效的 gzip 文件，或已损坏/不完整。\n"
+            f"请重新下载这个 .gz 文件，或直接放入解压后的 {target.name}。"
+        ) from err
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _permission_message(err: PermissionError, root: Path) -> str:
+    """找出是哪一段路径没有权限：先看数据目录、MNIST/、raw/ 这几级目录，再看文件本身。"""
+    culprit = err.filename
+    target = Path(err.filename) if err.filename else None
+    if target is not None:
+        chain = [target, *target.parents]
+        chain = [c for c in reversed(chain) if c == root or root in c.parents]
+        for candidate in chain:
+            mode = os.R_OK | (os.X_OK if candidate != target else 0)
+            if not os.access(candidate, mode):
+                culprit = candidate
+                break
+    try:
+        kind = "目录" if culprit is not None and Path(culprit).is_dir() else "文件"
+    except OSError:  # 连它是不是目录都看不了
+        kind = ""
+    return (
+        f"没有权限读取{kind} {culprit}（[Errno {err.errno}] {err.strerror}）。\n"
+        f"这是权限问题，数据本身可能完好，不必重新下载：请检查它和上级目录的权限（例如 ls -ld {culprit}），"
+        f"用 chmod 加上读取权限（目录还需要 x 权限），或换一个有权限的账户运行。"
+    )
+
+
+def _check_flag(name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} 应为 True 或 False，收到 {value!r}")
+
+
 def load_raw(
     dataset: str = "mnist",
     train: bool = True,
     root: str | os.PathLike | None = None,
     download: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """读入整个数据集，返回 (图像 uint8 [N,1,28,28], 标签 int64 [N])。"""
+    """读入整个数据集，返回 (图像 uint8 [N,1,28,28], 标签 int64 [N])。train=True 为训练集，False 为测试集。"""
     info = dataset_info(dataset)
+    _check_flag("train", train)
+    _check_flag("download", download)
     if info.name == "mnist-sample":
         x, y = load_sample()
         return (x[:SAMPLE_TRAIN], y[:SAMPLE_TRAIN]) if train else (x[SAMPLE_TRAIN:], y[SAMPLE_TRAIN:])
     root_path, source = resolve_data_root(root)
+    try:
+        return _load_raw_files(info, train, root_path, source, download)
+    except PermissionError as err:
+        raise DataPermissionError(_permission_message(err, root_path)) from err
+
+
+def _load_raw_files(info: DatasetInfo, train: bool, root_path: Path, source: str, download: bool):
     _check_root(root_path, source, info)
     raw_dir = root_path / info.folder / "raw"
+    for name, size in ALL_FILES:  # 只有 .gz 的文件先解压（README 说 .gz 也可以）
+        gz = raw_dir / f"{name}.gz"
+        if not (raw_dir / name).exists() and gz.exists():
+            _extract_gz(gz, raw_dir / name, size, info)
     missing = [name for name, _ in ALL_FILES if not (raw_dir / name).exists()]
     if missing:
         if not download:
             raise DataNotFoundError(_missing_message(raw_dir, info, missing, "未允许下载（download=False）"))
+        problem = writable_dir_problem(raw_dir)
+        if problem is not None:
+            raise DataNotFoundError(_missing_message(
+                raw_dir, info, missing, f"无法下载到这里：{problem}（这是数据目录的问题，与网络无关）", disk_problem=True))
         try:
             info.torchvision_class(str(root_path), train=train, download=True)
         except Exception as err:  # 网络错误的类型很多：URLError、RuntimeError、OSError……
-            raise DataNotFoundError(
-                _missing_message(raw_dir, info, missing, f"自动下载失败（{type(err).__name__}，可能没有网络或被防火墙拦截）")
-            ) from err
+            disk = isinstance(err, OSError) and not isinstance(err, URLError) and err.errno in _DISK_ERRNOS
+            if disk:
+                reason = f"下载的文件无法写入 {raw_dir}：{describe_os_error(err)}（这是数据目录的问题，与网络无关）"
+            else:
+                reason = f"自动下载失败（{type(err).__name__}，可能没有网络或被防火墙拦截）"
+            raise DataNotFoundError(_missing_message(raw_dir, info, missing, reason, disk_problem=disk)) from err
     _check_files(raw_dir)
+    _check_headers(raw_dir, info)
     try:
         ds = info.torchvision_class(str(root_path), train=train, download=False)
+    except PermissionError:
+        raise
     except Exception as err:
         raise CorruptDataError(
-            f"无法解析 {raw_dir} 下的数据文件（{err}）。请删除这些文件后重新下载。"
+            f"无法解析 {raw_dir} 下的数据文件（{type(err).__name__}: {err}）。"
+            f"请确认它们是官方的 {info.name} 文件（大小与文件头都已核对无误，这种情况很少见）。"
         ) from err
-    return ds.data.unsqueeze(1).contiguous(), ds.targets.long()
+    labels = ds.targets.long()
+    bad = torch.nonzero((labels < 0) | (labels >= len(info.classes))).flatten()
+    if len(bad):
+        label_file = raw_dir / f"{'train' if train else 't10k'}-labels-idx1-ubyte"
+        first = int(bad[0])
+        raise CorruptDataError(
+            f"标签文件 {label_file} 里有 {len(bad)} 个超出 0–{len(info.classes) - 1} 的标签"
+            f"（第一个在第 {first} 个位置，值为 {int(labels[first])}）：它已损坏，或不是 {info.name} 的标签文件。\n"
+            f"请换成官方的文件：删除它后重新运行会重新下载，或从别处复制完整的文件。"
+        )
+    return ds.data.unsqueeze(1).contiguous(), labels
+
+
+_DISK_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 def normalize(images: torch.Tensor, dataset: str = "mnist") -> torch.Tensor:
     """uint8 图像 → 缩放到 [0,1] 再标准化的 float32 张量。"""
     info = dataset_info(dataset)
     return (images.float().div(255.0) - info.mean) / info.std
+
+
+def _check_count(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} 应为 ≥ {minimum} 的整数，收到 {value!r}")
 
 
 def random_shift(x: torch.Tensor, max_shift: int, fill: float, generator: torch.Generator) -> torch.Tensor:
@@ -207,6 +370,8 @@ class TensorBatches:
     不做逐样本的 PIL 变换，也不需要工作进程，在 Windows 上同样可用。
     每次迭代自动换一个可复现的打乱顺序（种子 = seed + epoch）；rank/world_size 用于多进程时切分数据：
     pad=True（训练用）像 DistributedSampler 一样补齐，使各进程步数相同；pad=False（评估用）不重复任何样本。
+    merge_single=True（默认）：最后一批若只剩 1 张图，就并入前一批（那一批多 1 张）。
+    训练时只有 1 张图的批会让 BN 报错（它要用一批里的多个值估计均值和方差）；并入而不是丢掉，每张图仍然都用到。
     """
 
     def __init__(
@@ -223,7 +388,16 @@ class TensorBatches:
         rank: int = 0,
         world_size: int = 1,
         pad: bool = True,
+        merge_single: bool = True,
     ):
+        _check_count("batch_size", batch_size, 1)
+        _check_count("max_shift", max_shift, 0)
+        _check_count("world_size", world_size, 1)
+        _check_count("rank", rank, 0)
+        if rank >= world_size:
+            raise ValueError(f"rank 应小于 world_size（{world_size}），收到 {rank}")
+        if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
+            raise TypeError("images 与 labels 应为张量")
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise ValueError("images 应为 uint8 张量 [N, C, H, W]")
         if len(images) != len(labels):
@@ -236,6 +410,7 @@ class TensorBatches:
         self.max_shift = max_shift
         self.fill = float(normalize(torch.zeros(1, dtype=torch.uint8), dataset))  # 背景像素标准化后的值
         self.rank, self.world_size, self.pad = rank, world_size, pad
+        self.merge_single = merge_single
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -254,19 +429,32 @@ class TensorBatches:
             order = order[self.rank :: self.world_size]
         return order
 
-    def __len__(self) -> int:
+    def _starts(self, n: int) -> range:
+        """各批在本进程顺序里的起点；最后一批从起点一直取到 stop。"""
+        stop = n - n % self.batch_size if self.drop_last else n
+        starts = range(0, stop, self.batch_size)
+        if self.merge_single and not self.drop_last and self.batch_size > 1 and n > 1 and n % self.batch_size == 1:
+            starts = starts[:-1]  # 只剩 1 张图的最后一批并入前一批
+        return starts
+
+    def _local_count(self) -> int:
         n = len(self.y)
         if self.world_size > 1:  # 本进程分到的样本数，不必真的生成一次打乱顺序
             n = -(-n // self.world_size) if self.pad else len(range(self.rank, n, self.world_size))
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return n
+
+    def __len__(self) -> int:
+        return len(self._starts(self._local_count()))
 
     def __iter__(self):
         order = self._indices().to(self.device)
         gen = torch.Generator().manual_seed(10_007 * (self.seed + 1) + self.epoch)
         self.epoch += 1
+        starts = self._starts(len(order))
         stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
-        for start in range(0, stop, self.batch_size):
-            idx = order[start : start + self.batch_size]
+        for i, start in enumerate(starts):
+            end = start + self.batch_size if i + 1 < len(starts) else stop
+            idx = order[start:end]
             x = self.x[idx]
             if self.max_shift:
                 x = random_shift(x, self.max_shift, self.fill, gen)
@@ -281,6 +469,8 @@ def tensor_batches(
     **kwargs,
 ) -> TensorBatches:
     """加载数据集并包装成 TensorBatches；limit 只取前 limit 个样本（快速模式用）。"""
+    if limit is not None:
+        _check_count("limit", limit, 1)
     images, labels = load_raw(dataset, train=train, root=root)
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
@@ -294,8 +484,13 @@ def torchvision_dataset(
     root: str | os.PathLike | None = None,
     download: bool = True,
 ):
-    """标准的 torchvision 数据集（逐样本 ToTensor + Normalize），用于讲解 DataLoader。"""
+    """标准的 torchvision 数据集（逐样本 ToTensor + Normalize），用于讲解 DataLoader。
+
+    "mnist-sample" 返回随包小样本的等价数据集（同样的逐样本变换），不读数据目录。
+    """
     info = dataset_info(dataset)
+    if info.name == "mnist-sample":
+        return SampleDataset(train)
     load_raw(dataset, train=train, root=root, download=download)  # 先做检查，报错更清楚
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((info.mean,), (info.std,))])
     return info.torchvision_class(str(resolve_data_root(root)[0]), train=train, download=False, transform=tf)
@@ -310,12 +505,33 @@ def dataloader(
     seed: int = 0,
     **kwargs,
 ) -> torch.utils.data.DataLoader:
-    """torch.utils.data.DataLoader 版本；num_workers 默认为 0，Windows 上无需 if __name__ == '__main__'。"""
+    """torch.utils.data.DataLoader 版本；num_workers 默认为 0，Windows 上无需 if __name__ == '__main__'。
+
+    训练集的最后一批若只剩 1 张图，就丢掉它（drop_last=True，只丢这 1 张；BN 在训练时不接受 1 张图的批）。
+    """
+    _check_count("batch_size", batch_size, 1)
     ds = torchvision_dataset(dataset, train=train, root=root)
+    if train and batch_size > 1 and len(ds) % batch_size == 1:
+        kwargs.setdefault("drop_last", True)
     return torch.utils.data.DataLoader(
         ds, batch_size=batch_size, shuffle=train, num_workers=num_workers,
         generator=torch.Generator().manual_seed(seed), **kwargs,
     )
+
+
+class SampleDataset(torch.utils.data.Dataset):
+    """随包小样本的逐样本数据集：返回 (标准化后的 float32 图像 [1,28,28], 整数标签)，与 torchvision 版一致。"""
+
+    def __init__(self, train: bool = True):
+        _check_flag("train", train)
+        x, y = load_sample()
+        self.data, self.targets = (x[:SAMPLE_TRAIN], y[:SAMPLE_TRAIN]) if train else (x[SAMPLE_TRAIN:], y[SAMPLE_TRAIN:])
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int):
+        return normalize(self.data[index], "mnist-sample"), int(self.targets[index])
 
 
 # ---------------------------------------------------------------- 随包附带的小样本
@@ -351,17 +567,24 @@ def load_sample() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _main(argv=None) -> None:
-    import argparse
+    from . import cli
 
-    parser = argparse.ArgumentParser(description="数据工具：重新生成随包附带的 MNIST 小样本。")
-    parser.add_argument("--build-sample", action="store_true", help="从 MNIST 测试集重新生成小样本")
-    parser.add_argument("--data-dir", default=None, help=f"数据目录（默认：环境变量 {DATA_ENV}，否则仓库下的 data/）")
-    args = parser.parse_args(argv)
-    if args.build_sample:
-        print(f"已写入 {build_sample(args.data_dir)}")
-    else:
-        parser.print_help()
+    @cli.command()
+    def run(argv):
+        parser = cli.ArgumentParser(prog="python -m snn_tutorial.data", description="数据工具：重新生成随包附带的 MNIST 小样本。")
+        parser.add_argument("--build-sample", action="store_true", help="从 MNIST 测试集重新生成小样本（会覆盖随包的样本文件）")
+        parser.add_argument("--data-dir", default=None, help=f"数据目录（默认：环境变量 {DATA_ENV}，否则仓库下的 data/）")
+        args = parser.parse_args(argv)
+        if args.build_sample:
+            print(f"已写入 {build_sample(args.data_dir)}")
+        else:
+            parser.print_help()
+
+    run(argv)
 
 
 if __name__ == "__main__":
-    _main()
+    # 用 python -m 运行时本文件是 __main__；改用包里的那一份模块，异常类（DataError 等）才与 cli 捕获的是同一个
+    from snn_tutorial import data as _package_data
+
+    _package_data._main()

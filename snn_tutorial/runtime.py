@@ -1,21 +1,31 @@
-"""运行环境：随机种子、设备选择、CPU 线程数。"""
+"""运行环境：随机种子、设备选择、CPU 线程数，以及“这个文件夹能不能写”的检查。"""
 
+from __future__ import annotations
+
+import errno
 import os
 import random
+import re
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
 
+SEED_MAX = 2**32 - 1  # NumPy 接受的最大种子
+
 
 class DeviceError(RuntimeError):
-    """请求的计算设备不可用。"""
+    """请求的计算设备不可用或写法不对。"""
 
 
 def seed_everything(seed: int = 0) -> None:
-    """固定 Python、NumPy 与 PyTorch（含 CUDA）的随机种子。"""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)  # 也会为所有 CUDA 设备设种子
+    """固定 Python、NumPy 与 PyTorch（含 CUDA）的随机种子。seed 须为 0 … 2**32-1 的整数。"""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"随机种子须为 0 到 {SEED_MAX} 之间的整数，收到 {seed!r}")
+    random.seed(int(seed))
+    np.random.seed(int(seed))
+    torch.manual_seed(int(seed))  # 也会为所有 CUDA 设备设种子
 
 
 def _mps_available() -> bool:
@@ -23,36 +33,43 @@ def _mps_available() -> bool:
     return bool(mps and mps.is_available())
 
 
-def select_device(preference: str = "auto") -> torch.device:
+MPS_MESSAGE = (
+    "不支持 MPS（Apple 芯片 GPU）：SpikingJelly 2.0 的神经元只能在 CPU 和 CUDA 上运行，"
+    "在 MPS 上 functional.neuron_implementation 会报 ValueError: Unsupported neuron device mps。\n"
+    "处理办法：改用 device='cpu'（命令行：--device cpu）；在 Apple 芯片的 Mac 上，本教程的全部内容都在 CPU 上运行。"
+)
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|mps)(?::(\d+))?$")
+
+
+def select_device(preference: str | torch.device = "auto") -> torch.device:
     """选择计算设备。
 
-    preference 为 "auto" 时依次尝试 cuda、mps、cpu；
-    明确要求 "cuda"/"mps" 但不可用时抛出 DeviceError，而不是悄悄退回 CPU。
+    "auto"（默认）：有可用的 CUDA 就用 cuda，否则用 cpu；从不选 MPS（SpikingJelly 2.0 的神经元不支持它）。
+    明确要求 "cuda"/"cuda:N" 但不可用、要求 "mps"、或写法无法识别时抛出 DeviceError，而不是悄悄退回 CPU。
     """
-    pref = (preference or "auto").strip().lower()
-    if pref == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if _mps_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    kind = pref.split(":")[0]
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(
-            "请求使用 CUDA（GPU），但当前 PyTorch 检测不到可用的 GPU。\n"
-            "可能的原因：本机没有 NVIDIA GPU、驱动未安装，或安装的是 CPU 版 PyTorch。\n"
-            "处理办法：在终端运行 nvidia-smi 检查驱动；"
-            "用 python -c \"import torch; print(torch.version.cuda)\" 查看 PyTorch 是否带 CUDA；"
-            "或改用 device='cpu'（命令行：--device cpu）。"
-        )
-    if kind == "mps" and not _mps_available():
-        raise DeviceError(
-            "请求使用 MPS（Apple 芯片 GPU），但当前环境不可用。"
-            "MPS 需要 Apple Silicon 的 Mac 与 macOS 12.3 以上；否则请改用 device='cpu'。"
-        )
-    if kind not in {"cuda", "mps", "cpu"}:
-        raise DeviceError(f"无法识别的设备 {preference!r}：请使用 auto、cpu、cuda、cuda:0 或 mps。")
-    return torch.device(pref)
+    text = str(preference if preference is not None else "auto").strip().lower() or "auto"
+    match = _DEVICE_PATTERN.match(text)
+    if not match or not (match.group(2) is None or match.group(1) in {"cuda", "mps"} or text == "cpu:0"):
+        raise DeviceError(f"无法识别的设备 {str(preference)!r}：请使用 auto、cpu、cuda 或 cuda:0（第几块 GPU）。")
+    kind, index = match.group(1), match.group(2)
+    if kind == "auto":
+        return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    if kind == "mps":
+        raise DeviceError(MPS_MESSAGE)
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                "请求使用 CUDA（GPU），但当前 PyTorch 检测不到可用的 GPU。\n"
+                "可能的原因：本机没有 NVIDIA GPU、驱动未安装，或安装的是 CPU 版 PyTorch。\n"
+                "处理办法：在终端运行 nvidia-smi 检查驱动；"
+                "用 python -c \"import torch; print(torch.version.cuda)\" 查看 PyTorch 是否带 CUDA；"
+                "或改用 device='cpu'（命令行：--device cpu）。"
+            )
+        count = torch.cuda.device_count()
+        if index is not None and int(index) >= count:
+            raise DeviceError(f"请求使用 {text}，但本机只有 {count} 块可用的 GPU（编号 0 … {count - 1}）。")
+        return torch.device(text)
+    return torch.device("cpu")
 
 
 def available_cores() -> int:
@@ -70,8 +87,55 @@ def set_cpu_threads(n: int | None = None) -> int:
     本教程的卷积 SNN 训练用 2 个线程明显快于 1 个；
     只有很小的张量（例如单个神经元的演示）才是 1 个线程更快。
     """
-    n = available_cores() if n is None else int(n)
-    if n < 1:
-        raise ValueError(f"线程数必须 ≥ 1，收到 {n}")
-    torch.set_num_threads(n)
-    return n
+    if n is None:
+        n = available_cores()
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"线程数须为 ≥ 1 的整数，收到 {n!r}")
+    torch.set_num_threads(int(n))
+    return int(n)
+
+
+# ---------------------------------------------------------------- 文件系统
+_OS_REASONS = {
+    errno.EACCES: "没有写权限",
+    errno.EPERM: "操作不被允许（没有权限）",
+    errno.EROFS: "所在的文件系统是只读的",
+    errno.ENOSPC: "磁盘已满",
+    errno.ENOENT: "路径不存在，或这里不允许新建文件",
+    errno.ENOTDIR: "路径中有一段不是目录",
+    errno.EISDIR: "这是一个目录，不是文件",
+    errno.ENAMETOOLONG: "文件名太长",
+}
+if hasattr(errno, "EDQUOT"):
+    _OS_REASONS[errno.EDQUOT] = "超出了磁盘配额"
+
+
+def describe_os_error(err: OSError, reading: bool = False) -> str:
+    """把 OSError 说成一句中文原因，例如“没有写权限（[Errno 13] Permission denied）”。"""
+    reason = _OS_REASONS.get(err.errno, "系统报错")
+    if reading and err.errno in (errno.EACCES, errno.EPERM):
+        reason = "没有读取权限"
+    detail = f"[Errno {err.errno}] {err.strerror}" if err.errno is not None and err.strerror else str(err)
+    return f"{reason}（{detail}）"
+
+
+def writable_dir_problem(folder: str | os.PathLike, create: bool = True) -> str | None:
+    """检查能否在 folder 里新建文件：必要时先建好目录，再试写一个临时文件并立即删掉。
+
+    可以写时返回 None，否则返回一句中文原因（指明哪一段路径出了问题）。
+    """
+    folder = Path(folder)
+    for parent in [folder, *folder.parents]:  # 最近的已存在的那一级必须是目录
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{parent} 是一个文件，不是目录"
+            break
+    try:
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".snn-tutorial-probe.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        return f"无法在 {folder} 里新建文件：{describe_os_error(err)}"
+    return None

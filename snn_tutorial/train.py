@@ -2,18 +2,26 @@
 
 最后一行打印最终测试准确率。多进程：torchrun --nproc_per_node=N -m snn_tutorial.train ...
 （GPU 用 nccl、CPU 用 gloo；--batch-size 是所有进程合计的批大小，每个进程分到 1/N）。
+
+坏的输入不会浪费一次训练：参数在解析时校验（退出码 2）；--out 与 --log-dir 在加载数据、开始训练之前先试写一次。
+最终保存仍然失败时（例如磁盘在训练中写满），检查点另存到系统临时目录（再不行就当前目录）并说明位置，退出码 1。
+Ctrl+C（或 SIGTERM）：把最近一次评估时的权重存到 <--out 去掉扩展名>.interrupted.pt（--out 本身不动），
+还没评估过就明确说明什么也没保存；退出码 130（SIGTERM 为 143）。多进程时只有 0 号进程检查与保存。
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import os
+import signal
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
-from . import data, distributed, quick, runtime
+from . import cli, data, distributed, quick, runtime
 from .checkpoint import save_checkpoint
 from .models import MODELS, build_model, count_parameters
 from .training import evaluate, fit
@@ -23,30 +31,40 @@ DEFAULTS = {  # 每个模型的默认训练设置
     "ann": {"epochs": 12, "lr": 2e-3, "batch_size": 64, "schedule": "cosine"},
     "original": {"epochs": 2, "lr": 0.01, "batch_size": 512, "schedule": "none"},
 }
+MAX_SHIFT = 8  # MNIST 的数字在 28×28 图像中央约 20×20 的区域里，平移再多就会把笔画大量移出画面
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def build_parser() -> cli.ArgumentParser:
+    p = cli.ArgumentParser(
         prog="python -m snn_tutorial.train",
-        description="训练本教程的模型，并把检查点（state_dict + 配置 + 指标）保存到 --out。",
+        description="训练本教程的模型，并把检查点（state_dict + 配置 + 指标）保存到 --out。"
+                    "参数在开始前全部校验，--out 在训练前先试写；Ctrl+C 会保存最近一次评估时的权重。",
+        epilog="退出码：0 成功；1 训练完成但没能存到 --out（已另存到系统临时目录或当前目录，消息里写明位置），"
+               "或训练发散（参数出现 NaN，什么也不保存）；2 参数或输入有误（在训练开始前发现）；"
+               "130 Ctrl+C、143 SIGTERM：最近一次评估时的权重存为 <--out 去掉 .pt>.interrupted.pt，"
+               "--out 本身不动；还没评估过就什么也不保存。",
     )
     p.add_argument("--model", choices=sorted(MODELS), default="csnn", help="模型：csnn（本教程）、original（旧教程）、ann（同结构 ANN）")
     p.add_argument("--dataset", choices=sorted(data.DATASETS), default="mnist",
                    help="数据集（默认 mnist；mnist-sample 是随包附带的 1000 张小样本，离线也能用）")
-    p.add_argument("--epochs", type=int, default=None, help="训练轮数（默认按模型而定：csnn 12，original 2）")
-    p.add_argument("--T", type=int, default=None, help="时间步数（csnn 默认 4，original 8）")
-    p.add_argument("--channels", type=int, nargs=2, default=None, metavar=("C1", "C2"), help="两层卷积的通道数（默认 32 32）")
-    p.add_argument("--hidden", type=int, default=None, help="隐藏全连接层的神经元数（csnn 默认 256，original 128）")
-    p.add_argument("--batch-size", type=int, default=None, help="批大小（csnn 默认 64）")
-    p.add_argument("--lr", type=float, default=None, help="Adam 学习率（csnn 默认 2e-3，original 0.01）")
-    p.add_argument("--max-shift", type=int, default=0, help="训练时随机平移图像的最大像素数（数据增强，默认 0）")
-    p.add_argument("--device", default="auto", help="auto（默认：cuda → mps → cpu）、cpu、cuda、cuda:1、mps")
-    p.add_argument("--threads", type=int, default=None, help="CPU 线程数（默认：全部可用核）")
+    p.add_argument("--epochs", type=cli.positive_int, default=None, help="训练轮数，≥ 1（默认按模型而定：csnn 12，original 2）")
+    p.add_argument("--T", type=cli.positive_int, default=None, help="时间步数，≥ 1（csnn 默认 4，original 8；ann 没有时间步，忽略此项）")
+    p.add_argument("--channels", type=cli.positive_int, nargs=2, default=None, metavar=("C1", "C2"), help="两层卷积的通道数，各 ≥ 1（默认 32 32）")
+    p.add_argument("--hidden", type=cli.positive_int, default=None, help="隐藏全连接层的神经元数，≥ 1（csnn 默认 256，original 128）")
+    p.add_argument("--batch-size", type=cli.int_range(2, hint="；训练时 BN 需要每批至少 2 张图"), default=None,
+                   help="批大小，≥ 2（csnn 默认 64）。最后一批若只剩 1 张图，会并入前一批")
+    p.add_argument("--lr", type=cli.positive_float, default=None, help="Adam 学习率，有限的正数（csnn 默认 2e-3，original 0.01）")
+    p.add_argument("--max-shift", type=cli.int_range(0, MAX_SHIFT, hint=f"；数字在图像中央约 20×20 的区域，平移超过 {MAX_SHIFT} 像素会把笔画大量移出画面"),
+                   default=0, help=f"训练时随机平移图像的最大像素数（数据增强），0 … {MAX_SHIFT}，默认 0")
+    p.add_argument("--device", type=cli.device_name, default="auto", help=cli.DEVICE_HELP)
+    p.add_argument("--threads", type=cli.positive_int, default=None, help="每个进程的 CPU 线程数，≥ 1（默认：全部可用核 / 本机进程数）")
     p.add_argument("--data-dir", default=None, help=f"数据目录（默认：环境变量 {data.DATA_ENV}，否则仓库下的 data/）")
-    p.add_argument("--out", default="checkpoints/model.pt", help="检查点保存路径（默认 checkpoints/model.pt）")
-    p.add_argument("--log-dir", default=None, help="TensorBoard 日志目录（默认不写）；例如 runs/csnn")
-    p.add_argument("--seed", type=int, default=0, help="随机种子（默认 0）")
-    p.add_argument("--evals-per-epoch", type=int, default=1, help="每轮评估几次（默认 1）")
+    p.add_argument("--out", default=None,
+                   help="检查点保存路径（默认 checkpoints/<模型>.pt；不是 mnist 时为 checkpoints/<模型>-<数据集>.pt）。"
+                        "给出已存在的目录、或以 / 结尾的路径时，检查点放在该目录里并使用默认文件名。训练开始前会先试写一次")
+    p.add_argument("--log-dir", default=None, help="TensorBoard 日志目录（默认不写）；例如 runs/csnn。训练开始前会先试写一次")
+    p.add_argument("--seed", type=cli.seed_int, default=0, help=f"随机种子，0 … {runtime.SEED_MAX}（默认 0）")
+    p.add_argument("--evals-per-epoch", type=cli.positive_int, default=1, help="每轮评估几次，≥ 1（默认 1）")
     p.add_argument("--no-amp", action="store_true", help="在 CUDA 上也不用自动混合精度")
     p.add_argument("--no-progress", action="store_true", help="不显示进度条")
     p.add_argument("--compile", action="store_true", help="用 torch.compile 编译模型（实验性，默认关闭；2 核 CPU 上实测编译后每轮快约 1.4 倍，但首次编译需要额外时间）")
@@ -66,72 +84,178 @@ def model_config(args) -> dict:
     return config
 
 
+def default_file_name(model: str, dataset: str) -> str:
+    return f"{model}.pt" if dataset == "mnist" else f"{model}-{dataset}.pt"
+
+
+def checkpoint_bytes(model: torch.nn.Module) -> int:
+    """检查点大小的估计：参数与缓冲区的字节数，再加一点文件结构的开销。"""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values()) + 64 * 1024
+
+
+def save_with_fallback(path: Path, model, name: str, config: dict, metrics: dict) -> tuple[Path | None, OSError | None]:
+    """先存到 path；写不进去（OSError）就依次另存到系统临时目录、当前目录。返回 (实际保存的位置, path 的错误)。"""
+    try:
+        return save_checkpoint(path, model, name, config, metrics), None
+    except OSError as err:
+        first_error = err
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for folder in (Path(tempfile.gettempdir()), Path.cwd()):
+        rescue = folder / f"snn_tutorial-{path.stem}-{stamp}-{os.getpid()}.pt"
+        try:
+            return save_checkpoint(rescue, model, name, config, metrics), first_error
+        except OSError:
+            continue
+    return None, first_error
+
+
+@contextlib.contextmanager
+def _ignore_sigterm():
+    """中断后的那次保存很快（几 MB）：期间忽略 SIGTERM（torchrun 收到 Ctrl+C 后会再发 SIGTERM），再按一次 Ctrl+C 仍可放弃。"""
+    try:
+        previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    except ValueError:  # 不在主线程
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _untouched(out: Path) -> str:
+    return f"{out} 保持原样" if out.exists() else f"没有写入 {out}"
+
+
+def _save_interrupted(exc: BaseException, out: Path, model, name: str, snapshot: dict, metrics: dict) -> None:
+    """训练被中断：把最近一次评估时的权重存到 <out>.interrupted.pt，并用一行中文说明。"""
+    how = cli.interrupt_name(exc)
+    if not snapshot:
+        print(f"已中断（{how}）：还没有完成任何一次评估，没有保存任何文件（{_untouched(out)}）。", file=sys.stderr, flush=True)
+        return
+    partial = out.with_name(f"{out.stem}.interrupted.pt")
+    metrics = {**metrics, "interrupted": True, "epochs": snapshot["epoch"], "test_acc": snapshot["test_acc"],
+               "train_seconds": snapshot["seconds"]}
+    model.load_state_dict(snapshot["state"])
+    try:
+        with _ignore_sigterm():
+            saved, err = save_with_fallback(partial, model, name, model.config, metrics)
+    except KeyboardInterrupt:
+        print(f"已中断（{how}）：保存中途再次被中断，没有保存任何文件（{_untouched(out)}）。", file=sys.stderr, flush=True)
+        return
+    where = f"已保存到 {saved}" if saved is not None else "也没能保存（各处都写不进去）"
+    if err is not None and saved is not None:
+        where += f"（{partial} 写不进去：{runtime.describe_os_error(err)}）"
+    print(f"已中断（{how}）：第 {snapshot['epoch']:.2f} 轮评估时的权重（测试准确率 {snapshot['test_acc']:.2%}）{where}；"
+          f"{_untouched(out)}。", file=sys.stderr, flush=True)
+
+
+@cli.command(interrupted="已中断（{how}）：训练还没有开始，没有保存任何文件。")
 def main(argv=None) -> float:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    rank, world_size, local_rank = distributed.world()
     is_quick = args.quick or quick.is_quick()
     d = DEFAULTS[args.model]
-    epochs = args.epochs or (1 if is_quick else d["epochs"])
-    batch_size = args.batch_size or d["batch_size"]
-    lr = args.lr or d["lr"]
-    rank, world_size, local_rank = distributed.world()
+    epochs = args.epochs if args.epochs is not None else (1 if is_quick else d["epochs"])
+    batch_size = args.batch_size if args.batch_size is not None else d["batch_size"]
+    lr = args.lr if args.lr is not None else d["lr"]
+    if world_size > 1 and batch_size % world_size:
+        parser.error(f"批大小 {batch_size} 不能被进程数 {world_size} 整除，请调整 --batch-size")
+    if world_size > 1 and batch_size // world_size < 2:
+        parser.error(f"每个进程分到的批大小 {batch_size} / {world_size} 小于 2（训练时 BN 需要每批至少 2 张图），请增大 --batch-size")
     main_process = rank == 0
     say = print if main_process else (lambda *a, **k: None)
-    try:
-        device = runtime.select_device(args.device)
-        if device.type == "cuda" and world_size > 1:
-            device = torch.device("cuda", local_rank)
-            torch.cuda.set_device(device)
-        if world_size > 1 and batch_size % world_size:
-            raise ValueError(f"批大小 {batch_size} 不能被进程数 {world_size} 整除，请调整 --batch-size。")
-        # 多个进程分享 CPU 核：每个进程的线程数默认为 可用核数 / 本机进程数
-        local_procs = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
-        threads = runtime.set_cpu_threads(args.threads or max(1, runtime.available_cores() // local_procs))
-        distributed.init(device.type)
-        runtime.seed_everything(args.seed)
-        model = build_model(args.model, **model_config(args))
-        limit_train, limit_test = (2000, 1000) if is_quick and args.dataset != "mnist-sample" else (None, None)
-        shard = {"rank": rank, "world_size": world_size}
-        train = data.tensor_batches(args.dataset, True, args.data_dir, limit=limit_train, batch_size=batch_size // world_size,
-                                    seed=args.seed, device=device, max_shift=args.max_shift, **shard)
-        test = data.tensor_batches(args.dataset, False, args.data_dir, limit=limit_test, batch_size=256, device=device,
-                                   pad=False, **shard)
-    except (data.DataError, runtime.DeviceError, ValueError) as err:
-        print(f"错误：{err}", file=sys.stderr)
-        raise SystemExit(2)
+
+    device = runtime.select_device(args.device)
+    if device.type == "cuda" and world_size > 1:
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    # 多个进程分享 CPU 核：每个进程的线程数默认为 可用核数 / 本机进程数
+    local_procs = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+    threads = runtime.set_cpu_threads(args.threads if args.threads is not None else max(1, runtime.available_cores() // local_procs))
+    runtime.seed_everything(args.seed)
+    model = build_model(args.model, **model_config(args))
+    out = cli.resolve_out(args.out if args.out is not None else "checkpoints/", default_file_name(args.model, args.dataset))
+    if main_process:  # 在加载数据、开始训练之前确认结果能保存
+        cli.check_output_file(out, "--out", size_hint=checkpoint_bytes(model))
+        if args.log_dir is not None:
+            cli.check_output_dir(args.log_dir, "--log-dir")
+    distributed.init(device.type)
+    limit_train, limit_test = (2000, 1000) if is_quick and args.dataset != "mnist-sample" else (None, None)
+    shard = {"rank": rank, "world_size": world_size}
+    train = data.tensor_batches(args.dataset, True, args.data_dir, limit=limit_train, batch_size=batch_size // world_size,
+                                seed=args.seed, device=device, max_shift=args.max_shift, **shard)
+    test = data.tensor_batches(args.dataset, False, args.data_dir, limit=limit_test, batch_size=256, device=device,
+                               pad=False, **shard)
 
     config = model.config
     say(f"模型 {args.model} {config}，参数 {count_parameters(model):,} 个；数据 {args.dataset}，"
         f"训练 {len(train.y)} 张、测试 {len(test.y)} 张；设备 {device}，每进程 CPU 线程 {threads}；"
         f"{epochs} 轮，批大小 {batch_size}，学习率 {lr}"
         f"{f'；{world_size} 个进程（DistributedDataParallel）' if world_size > 1 else ''}{'（快速模式）' if is_quick else ''}")
+    say(f"检查点将保存到 {out}", flush=True)
     model.to(device)
     net = model
     if world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if args.compile:
         net = torch.compile(net)
+    metrics = {"dataset": args.dataset, "batch_size": batch_size, "lr": lr, "max_shift": args.max_shift,
+               "seed": args.seed, "quick": is_quick, "world_size": world_size,
+               "command": "python -m snn_tutorial.train " + " ".join(sys.argv[1:] if argv is None else argv)}
+    snapshot = {}  # 最近一次评估时的权重（只在 0 号进程，放在 CPU 内存里），Ctrl+C 时保存它
+
+    def on_eval(h):
+        if main_process:  # 先留下快照再打印：看到这一行时，Ctrl+C 一定能保存这次评估的权重
+            snapshot.update(state={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
+                            epoch=h.epoch[-1], test_acc=h.test_acc[-1], seconds=h.seconds[-1])
+        say(f"  第 {h.epoch[-1]:.2f} 轮：训练损失 {h.train_loss[-1]:.4f}，"
+            f"测试准确率 {h.test_acc[-1]:.2%}，累计训练 {h.seconds[-1]:.0f} 秒", flush=True)
+
     start = time.perf_counter()
-    history = fit(net, train, test, epochs=epochs, lr=lr, schedule=d["schedule"], device=device,
-                  amp=not args.no_amp, evals_per_epoch=args.evals_per_epoch, log_dir=args.log_dir,
-                  progress=not args.no_progress,
-                  on_eval=lambda h: say(f"  第 {h.epoch[-1]:.2f} 轮：训练损失 {h.train_loss[-1]:.4f}，"
-                                        f"测试准确率 {h.test_acc[-1]:.2%}，累计训练 {h.seconds[-1]:.0f} 秒", flush=True))
-    wall = time.perf_counter() - start
-    _, acc = evaluate(net, test, device)
+    try:
+        history = fit(net, train, test, epochs=epochs, lr=lr, schedule=d["schedule"], device=device,
+                      amp=not args.no_amp, evals_per_epoch=args.evals_per_epoch, log_dir=args.log_dir,
+                      progress=not args.no_progress, on_eval=on_eval)
+        wall = time.perf_counter() - start
+        _, acc = evaluate(net, test, device)
+        agree = distributed.parameters_agree(model) if world_size > 1 else True
+    except KeyboardInterrupt as exc:
+        if main_process:
+            _save_interrupted(exc, out, model.cpu(), args.model, snapshot, metrics)
+        raise SystemExit(cli.interrupt_exit_code(exc)) from None
     if world_size > 1:
-        agree = distributed.parameters_agree(model)
         say(f"{world_size} 个进程的参数逐位一致：{'是' if agree else '否'}")
         if not agree:
             raise SystemExit("错误：各进程的参数不一致")
+
+    code = 0
     if main_process:
-        metrics = {"test_acc": acc, "train_seconds": history.seconds[-1], "wall_seconds": wall, "epochs": epochs,
-                   "dataset": args.dataset, "batch_size": batch_size, "lr": lr, "max_shift": args.max_shift,
-                   "seed": args.seed, "quick": is_quick, "world_size": world_size,
-                   "command": "python -m snn_tutorial.train " + " ".join(sys.argv[1:] if argv is None else argv)}
-        path = save_checkpoint(args.out, model, args.model, config, metrics)
-        say(f"检查点已保存到 {path}；总耗时 {wall:.0f} 秒")
+        metrics = {"test_acc": acc, "train_seconds": history.seconds[-1], "wall_seconds": wall, "epochs": epochs, **metrics}
+        if not all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point()):
+            print(f"错误：训练发散了，参数里出现了 NaN 或无穷大，所以没有保存（{_untouched(out)}）。请减小 --lr 后重新训练。",
+                  file=sys.stderr, flush=True)
+            code = cli.EXIT_FAILED
+        else:
+            try:
+                saved, err = save_with_fallback(out, model, args.model, config, metrics)
+            except KeyboardInterrupt as exc:
+                print(f"已中断（{cli.interrupt_name(exc)}）：保存被打断，临时文件已删除，{_untouched(out)}；本次训练的结果没有保存。",
+                      file=sys.stderr, flush=True)
+                raise SystemExit(cli.interrupt_exit_code(exc)) from None
+            if err is None:
+                say(f"检查点已保存到 {saved}；总耗时 {wall:.0f} 秒")
+            else:
+                reason = runtime.describe_os_error(err)
+                where = (f"训练好的模型已另存到 {saved}，请把它移到需要的位置" if saved is not None
+                         else "也无法另存到系统临时目录或当前目录：本次训练的结果没有保存")
+                print(f"错误：无法把检查点写入 {out}（{reason}）；{where}。", file=sys.stderr, flush=True)
+                code = cli.EXIT_FAILED
     distributed.shutdown()
     say(f"最终测试准确率：{acc:.2%}")
+    if code:
+        raise SystemExit(code)
     return acc
 
 

@@ -66,6 +66,8 @@ def evaluate(model: torch.nn.Module, batches, device: str | torch.device = "cpu"
         functional.reset_net(model)
     model.train(was_training)
     total_loss, correct, count = distributed.sum_across(total_loss, correct, count, device=device)
+    if count == 0:
+        raise ValueError("没有可评估的样本：batches 是空的。请检查传入的数据（例如 limit 或数据集是否为空）。")
     return total_loss / count, correct / count
 
 
@@ -91,6 +93,13 @@ def fit(
     多进程训练时传入 DistributedDataParallel 包装后的模型：训练指标跨进程汇总，
     只有 0 号进程显示进度条、写 TensorBoard 日志。
     """
+    for name, value in (("epochs", epochs), ("evals_per_epoch", evals_per_epoch)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} 应为 ≥ 1 的整数，收到 {value!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"学习率 lr 应为有限的正数，收到 {lr!r}")
+    if len(train_batches) == 0:
+        raise ValueError("训练数据是空的：train_batches 一批也没有。")
     device = torch.device(device)
     model.to(device)
     loss_fn = _core(model).loss

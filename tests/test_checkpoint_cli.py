@@ -7,7 +7,7 @@ import pytest
 import torch
 from spikingjelly.activation_based import functional
 
-from snn_tutorial import data, evaluate as evaluate_cli, train as train_cli
+from snn_tutorial import data, runtime, evaluate as evaluate_cli, train as train_cli
 from snn_tutorial.checkpoint import SHIPPED, CheckpointError, load_checkpoint, save_checkpoint
 from snn_tutorial.models import CSNN
 
@@ -52,8 +52,19 @@ def test_truncated_file(tmp_path):
 def test_pickled_whole_model(tmp_path):
     path = tmp_path / "whole.pt"
     torch.save(torch.nn.Linear(2, 2), path)
-    with pytest.raises(CheckpointError, match="state_dict"):
+    with pytest.raises(CheckpointError, match="state_dict") as err:
         load_checkpoint(path)
+    # PyTorch 原文截断后读起来像在建议 weights_only=False：一律不转述
+    assert "weights_only=False" not in str(err.value) and "Re-running" not in str(err.value)
+
+
+def test_load_reads_tensors_on_cpu_then_moves(tmp_path):
+    """检查点里的张量总是先读到 CPU；要求不可用的设备时报 DeviceError，而不是说文件坏了。"""
+    path = save_checkpoint(tmp_path / "m.pt", CSNN(channels=(2, 2), hidden=8), "csnn")
+    model, ckpt = load_checkpoint(path, torch.device("cpu"))
+    assert all(v.device.type == "cpu" for v in ckpt["state_dict"].values())
+    with pytest.raises(runtime.DeviceError):
+        load_checkpoint(path, "mps")
 
 
 def test_bare_state_dict(tmp_path):
@@ -116,11 +127,13 @@ def test_cli_quick_train_then_evaluate(tmp_path):
 def test_cli_errors_are_clear(tmp_path):
     res = _run("snn_tutorial.evaluate", "--checkpoint", str(tmp_path / "none.pt"))
     assert res.returncode == 2 and "检查点文件不存在" in res.stderr and "Traceback" not in res.stderr
-    res = _run("snn_tutorial.train", "--quick", "--data-dir", str(tmp_path / "nowhere"))
+    res = _run("snn_tutorial.train", "--quick", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m.pt"))
     assert res.returncode == 2 and "数据目录不存在" in res.stderr
     if not torch.cuda.is_available():
         res = _run("snn_tutorial.train", "--quick", "--device", "cuda")
         assert res.returncode == 2 and "CUDA" in res.stderr and "Traceback" not in res.stderr
+    res = _run("snn_tutorial.train", "--quick", "--device", "mps")
+    assert res.returncode == 2 and "SpikingJelly 2.0" in res.stderr and "--device cpu" in res.stderr
 
 
 def test_shipped_weights_reach_99_5_on_full_test_set():

@@ -60,6 +60,21 @@ def test_path_too_deep(tmp_path, depth):
     assert f"请把数据目录设为 {tmp_path}" in str(err.value)
 
 
+def test_files_directly_in_plain_folder(tmp_path):
+    """四个文件直接放在普通文件夹里：不是“太深”，而是要建 MNIST/raw/ 把文件移进去（数据目录不变）。"""
+    raw = write_fake_files(tmp_path)
+    plain = tmp_path / "plain"
+    raw.rename(plain)
+    with pytest.raises(DataPathError) as err:
+        load_raw(train=False, root=plain)
+    msg = str(err.value)
+    assert "太深" not in msg and f"mkdir -p {plain}/MNIST/raw" in msg and f"数据目录仍设为 {plain}" in msg
+    (plain / "MNIST" / "raw").mkdir(parents=True)             # 照着说明做，就能加载
+    for f in list(plain.glob("*-ubyte")):
+        f.rename(plain / "MNIST" / "raw" / f.name)
+    assert load_raw(train=False, root=plain)[0].shape == (10000, 1, 28, 28)
+
+
 def test_missing_without_download(tmp_path):
     with pytest.raises(DataNotFoundError) as err:
         load_raw(train=False, root=tmp_path, download=False)
@@ -90,8 +105,9 @@ def test_corrupt_header(tmp_path):
     raw = write_fake_files(tmp_path)
     f = raw / "t10k-labels-idx1-ubyte"
     f.write_bytes(b"garbage!" + f.read_bytes()[8:])
-    with pytest.raises(CorruptDataError, match="无法解析"):
+    with pytest.raises(CorruptDataError, match="文件头不对") as err:
         load_raw(train=False, root=tmp_path)
+    assert str(f) in str(err.value)                     # 指明是哪一个文件
 
 
 def test_fake_files_load(tmp_path):

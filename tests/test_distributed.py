@@ -13,16 +13,20 @@ from snn_tutorial.training import evaluate, fit
 ARGS = ["--dataset", "mnist-sample", "--epochs", "1", "--batch-size", "64", "--no-progress"]
 
 
-def _train(tmp_path, name, *launcher):
+def _train(tmp_path, name, *launcher, out_arg=None):
     out = tmp_path / f"{name}.pt"
-    cmd = [sys.executable, *launcher, "-m", "snn_tutorial.train", *ARGS, "--out", str(out)]
+    cmd = [sys.executable, *launcher, "-m", "snn_tutorial.train", *ARGS, "--out", out_arg or str(out)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout + res.stderr
     return out, res.stdout
 
 
 def test_two_gloo_processes_agree_and_checkpoint_loads(tmp_path):
-    out, stdout = _train(tmp_path, "ddp", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
+    # --out 给的是一个（还不存在的）目录：0 号进程把检查点存成其中的 csnn-mnist-sample.pt
+    _, stdout = _train(tmp_path, "ddp", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                       out_arg=f"{tmp_path}/ddp/")
+    out = tmp_path / "ddp" / "csnn-mnist-sample.pt"
+    assert [p.name for p in out.parent.iterdir()] == [out.name]      # 只有 0 号进程保存，没有残留的临时文件
     assert "2 个进程（DistributedDataParallel）" in stdout
     assert "2 个进程的参数逐位一致：是" in stdout
     assert stdout.count("最终测试准确率") == 1          # 只有 0 号进程打印

@@ -9,12 +9,12 @@ import torch
 from snn_tutorial import plotting, quick, runtime
 
 
-def test_auto_device_prefers_cuda_then_mps(monkeypatch):
+def test_auto_device_is_cuda_then_cpu_never_mps(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert runtime.select_device("auto").type == "cuda"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(runtime, "_mps_available", lambda: True)
-    assert runtime.select_device().type == "mps"
+    monkeypatch.setattr(runtime, "_mps_available", lambda: True)   # 即使 MPS 可用，也不选它
+    assert runtime.select_device().type == "cpu"
     monkeypatch.setattr(runtime, "_mps_available", lambda: False)
     assert runtime.select_device().type == "cpu"
 
@@ -24,11 +24,43 @@ def test_cuda_without_gpu_is_a_clear_error(monkeypatch):
     with pytest.raises(runtime.DeviceError, match="nvidia-smi") as err:
         runtime.select_device("cuda")
     assert "--device cpu" in str(err.value)
-    with pytest.raises(runtime.DeviceError, match="MPS"):
-        monkeypatch.setattr(runtime, "_mps_available", lambda: False)
-        runtime.select_device("mps")
     with pytest.raises(runtime.DeviceError, match="无法识别"):
         runtime.select_device("tpu")
+
+
+@pytest.mark.parametrize("mps_available", [True, False])
+def test_mps_is_refused_with_the_reason(monkeypatch, mps_available):
+    """SpikingJelly 2.0 的神经元只支持 CPU 与 CUDA：要求 mps 时说明原因和办法，不管本机有没有 MPS。"""
+    monkeypatch.setattr(runtime, "_mps_available", lambda: mps_available)
+    with pytest.raises(runtime.DeviceError) as err:
+        runtime.select_device("mps")
+    msg = str(err.value)
+    assert "SpikingJelly 2.0" in msg and "CPU 和 CUDA" in msg and "--device cpu" in msg and "Apple" in msg
+
+
+def test_mps_is_really_unsupported_by_spikingjelly():
+    """上面那条消息引用的事实：SpikingJelly 2.0 在 MPS 上找不到神经元的实现。"""
+    from spikingjelly.activation_based import functional
+
+    with pytest.raises(ValueError, match="Unsupported neuron device mps"):
+        functional.neuron_implementation("lif", torch.device("mps"))
+
+
+@pytest.mark.parametrize("text", ["cpu:abc", "cuda:x", "auto:1", "gpu", "", "cpu:1"])
+def test_nonsense_device_strings(text):
+    if text == "":
+        assert runtime.select_device(text).type in {"cpu", "cuda"}   # 空字符串等于 auto
+        return
+    with pytest.raises(runtime.DeviceError, match="无法识别"):
+        runtime.select_device(text)
+
+
+def test_writable_dir_problem(tmp_path):
+    assert runtime.writable_dir_problem(tmp_path / "new" / "dir") is None and (tmp_path / "new" / "dir").is_dir()
+    assert list((tmp_path / "new" / "dir").iterdir()) == []          # 试写的文件已删除
+    (tmp_path / "f").write_text("x")
+    assert "是一个文件" in runtime.writable_dir_problem(tmp_path / "f" / "sub")
+    assert runtime.writable_dir_problem("/sys/snn-tutorial-probe") is not None
 
 
 def test_set_cpu_threads():
