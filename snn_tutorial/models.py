@@ -6,6 +6,8 @@ build_model(name, **config) 按名字和配置重建模型，检查点里保存�
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -15,6 +17,26 @@ from spikingjelly.activation_based import functional, layer, neuron, surrogate
 def lif(tau: float = 2.0, step_mode: str = "m") -> neuron.LIFNode:
     """本教程统一使用的 LIF 神经元：ATan 替代梯度，重置不参与反向传播（detach_reset）。"""
     return neuron.LIFNode(tau=tau, surrogate_function=surrogate.ATan(), detach_reset=True, step_mode=step_mode)
+
+
+def _count(name: str, value) -> int:
+    """结构参数（通道数、神经元数、时间步数……）须为 ≥ 1 的整数。"""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} 须为 ≥ 1 的整数，收到 {value!r}")
+    return int(value)
+
+
+def _channels(value) -> tuple[int, int]:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise ValueError(f"channels 须为两个 ≥ 1 的整数（两层卷积的通道数），收到 {value!r}")
+    return _count("channels[0]", value[0]), _count("channels[1]", value[1])
+
+
+def _tau(value) -> float:
+    """LIF 的膜时间常数须为大于 1 的数（每步衰减 1/tau 须小于 1）。"""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 1:
+        raise ValueError(f"tau 须为大于 1 的数，收到 {value!r}")
+    return float(value)
 
 
 class CSNN(nn.Module):
@@ -30,7 +52,7 @@ class CSNN(nn.Module):
 
     def __init__(self, channels: tuple[int, int] = (32, 32), hidden: int = 256, T: int = 4, tau: float = 2.0, vote: int = 10):
         super().__init__()
-        c1, c2 = channels
+        (c1, c2), hidden, T, tau, vote = _channels(channels), _count("hidden", hidden), _count("T", T), _tau(tau), _count("vote", vote)
         self.T = T
         self.config = {"channels": [c1, c2], "hidden": hidden, "T": T, "tau": tau, "vote": vote}
         self.encoder = nn.Sequential(
@@ -77,17 +99,26 @@ class ANN(nn.Module):
     """与 CSNN 结构相同、把 LIF 换成 ReLU 的普通卷积网络（没有时间维），用交叉熵训练。
 
     输出层同样是每类 vote 个神经元再取平均，参数量与 CSNN 完全相同。
+    pool="avg" 把两处最大池化换成平均池化（参数量不变）：转换成 SNN 时，平均池化对脉冲序列是线性的，
+    最大池化则会高估发放率（笔记本 05 第 3 节）。默认 "max"，配置里不记录，旧检查点照常加载。
     """
 
-    def __init__(self, channels: tuple[int, int] = (32, 32), hidden: int = 256, vote: int = 10):
+    POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
+
+    def __init__(self, channels: tuple[int, int] = (32, 32), hidden: int = 256, vote: int = 10, pool: str = "max"):
         super().__init__()
-        c1, c2 = channels
+        (c1, c2), hidden, vote = _channels(channels), _count("hidden", hidden), _count("vote", vote)
+        if not isinstance(pool, str) or pool not in self.POOLS:
+            raise ValueError(f"pool 须为 {' 或 '.join(map(repr, self.POOLS))}，收到 {pool!r}")
+        Pool = self.POOLS[pool]
         self.vote = vote
         self.config = {"channels": [c1, c2], "hidden": hidden, "vote": vote}
-        self.encoder = nn.Sequential(nn.Conv2d(1, c1, 3, padding=1, bias=False), nn.BatchNorm2d(c1), nn.MaxPool2d(2))
+        if pool != "max":
+            self.config["pool"] = pool
+        self.encoder = nn.Sequential(nn.Conv2d(1, c1, 3, padding=1, bias=False), nn.BatchNorm2d(c1), Pool(2))
         self.body = nn.Sequential(
             nn.ReLU(),
-            nn.Conv2d(c1, c2, 3, padding=1, bias=False), nn.BatchNorm2d(c2), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1, bias=False), nn.BatchNorm2d(c2), Pool(2),
             nn.ReLU(),
             nn.Flatten(),
             nn.Linear(c2 * 7 * 7, hidden, bias=False), nn.BatchNorm1d(hidden),
@@ -97,7 +128,8 @@ class ANN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.body(self.encoder(x))
-        return out.view(len(out), 10, self.vote).mean(-1)
+        # unflatten 而不是 view(len(out), ...)：torch.fx 能符号追踪它，ANN→SNN 转换（笔记本 05）需要这一点
+        return out.unflatten(1, (10, self.vote)).mean(-1)
 
     @staticmethod
     def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -115,11 +147,17 @@ class OriginalNet(nn.Module):
 
     train_recipe = {"lr": 0.01, "batch_size": 512, "schedule": "none"}
 
-    def __init__(self, channels: tuple[int, int] = (32, 32), hidden: int = 128, T: int = 8, tau: float = 2.0):
+    def __init__(self, channels: tuple[int, int] = (32, 32), hidden: int = 128, T: int = 8, tau: float = 2.0,
+                 fix_loss: bool = False, conv_every_step: bool = False):
         super().__init__()
-        c1, c2 = channels
+        (c1, c2), hidden, T, tau = _channels(channels), _count("hidden", hidden), _count("T", T), _tau(tau)
         self.T = T
+        # 两个开关用于消融实验（笔记本 03）：默认都关闭，即原样的旧模型
+        self.fix_loss = fix_loss                # True：输出发放率本身，与 one-hot 做 MSE（不再经过 log_softmax）
+        self.conv_every_step = conv_every_step  # True：卷积 + IF 部分也运行 T 步
         self.config = {"channels": [c1, c2], "hidden": hidden, "T": T, "tau": tau}
+        if fix_loss or conv_every_step:
+            self.config.update(fix_loss=fix_loss, conv_every_step=conv_every_step)
         self.conv = nn.Sequential(
             nn.Conv2d(1, c1, 3, padding=1), neuron.IFNode(surrogate_function=surrogate.ATan()), nn.MaxPool2d(2),
             nn.Conv2d(c1, c2, 3, padding=1), neuron.IFNode(surrogate_function=surrogate.ATan()), nn.MaxPool2d(2),
@@ -131,14 +169,18 @@ class OriginalNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.conv(x)                                   # 只算一次：IF 神经元只有一步
-        rate = sum(self.fc(features) for _ in range(self.T)) / self.T
-        return F.log_softmax(rate, dim=1)
+        if self.conv_every_step:                                  # 修正：卷积部分的 IF 神经元也运行 T 步
+            rate = sum(self.fc(self.conv(x)) for _ in range(self.T)) / self.T
+        else:
+            features = self.conv(x)                               # 原样：只算一次，IF 神经元只有一步
+            rate = sum(self.fc(features) for _ in range(self.T)) / self.T
+        return rate if self.fix_loss else F.log_softmax(rate, dim=1)
 
     @staticmethod
-    def loss(log_prob: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """原教程的损失：对数概率与 one-hot 的均方误差（这正是它的问题之一）。"""
-        return F.mse_loss(log_prob, F.one_hot(target, log_prob.shape[-1]).to(log_prob.dtype))
+    def loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """原教程的损失：输出与 one-hot 的均方误差。原样时输出是对数概率（这正是它的问题之一）；
+        fix_loss=True 时输出是发放率，这就是本教程 CSNN 用的损失。"""
+        return F.mse_loss(output, F.one_hot(target, output.shape[-1]).to(output.dtype))
 
 
 MODELS = {"csnn": CSNN, "ann": ANN, "original": OriginalNet}
