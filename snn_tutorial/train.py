@@ -51,6 +51,8 @@ def build_parser() -> cli.ArgumentParser:
     p.add_argument("--T", type=cli.positive_int, default=None, help="时间步数，≥ 1（csnn 默认 4，original 8；ann 没有时间步，忽略此项）")
     p.add_argument("--channels", type=cli.positive_int, nargs=2, default=None, metavar=("C1", "C2"), help="两层卷积的通道数，各 ≥ 1（默认 32 32）")
     p.add_argument("--hidden", type=cli.positive_int, default=None, help="隐藏全连接层的神经元数，≥ 1（csnn 默认 256，original 128）")
+    p.add_argument("--pool", choices=["max", "avg"], default=None,
+                   help="只用于 --model ann：池化方式，max（默认，与 CSNN 相同）或 avg（平均池化，便于转换成 SNN，见笔记本 05）")
     p.add_argument("--batch-size", type=cli.int_range(2, hint="；训练时 BN 需要每批至少 2 张图"), default=None,
                    help="批大小，≥ 2（csnn 默认 64）。最后一批若只剩 1 张图，会并入前一批")
     p.add_argument("--lr", type=cli.positive_float, default=None, help="Adam 学习率，有限的正数（csnn 默认 2e-3，original 0.01）")
@@ -81,6 +83,8 @@ def model_config(args) -> dict:
         config["hidden"] = args.hidden
     if args.T is not None and args.model != "ann":
         config["T"] = args.T
+    if args.pool is not None:
+        config["pool"] = args.pool
     return config
 
 
@@ -154,6 +158,8 @@ def _save_interrupted(exc: BaseException, out: Path, model, name: str, snapshot:
 def main(argv=None) -> float:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.pool is not None and args.model != "ann":
+        parser.error(f"--pool 只用于 --model ann（{args.model} 的池化方式是固定的）")
     rank, world_size, local_rank = distributed.world()
     is_quick = args.quick or quick.is_quick()
     d = DEFAULTS[args.model]

@@ -258,6 +258,8 @@ CASES = [
     Case("T-negative", "train", [*TINY, "--T", "-2"], 2, ["--T", "'-2'"]),
     Case("T-minus-1", "train", [*TINY, "--T", "-1"], 2, ["--T", "'-1'"]),
     Case("original-T-0", "train", [*TINY, "--model", "original", "--T", "0"], 2, ["--T", "≥ 1"]),
+    Case("pool-for-csnn", "train", [*TINY, "--pool", "avg"], 2, ["--pool 只用于 --model ann"]),
+    Case("pool-unknown", "train", [*TINY, "--model", "ann", "--pool", "sum"], 2, ["--pool"]),
     Case("lr-nan", "train", [*TINY, "--lr", "nan"], 2, ["--lr", "有限的正数"]),
     Case("lr-inf", "train", [*TINY, "--lr", "inf"], 2, ["--lr", "有限的正数"]),
     Case("lr-negative", "train", [*TINY, "--lr", "-0.1"], 2, ["--lr", "'-0.1'"]),
