@@ -48,19 +48,29 @@ class CSNN(nn.Module):
     10 个神经元一起投票就有 41 档，减少了“两个类别发放率相同”的平局。
     直接编码时每个时间步的输入相同，第一层卷积、BN 与池化的结果也相同，所以只算一次再沿时间复制（encoder）；
     池化放在 LIF 之前（先在 2×2 区域里取最大的输入，再交给神经元），需要模拟的 LIF 神经元减为四分之一。
+    pool="avg" 把两处最大池化换成平均池化（参数量不变）：神经形态交换格式 NIR 只有平均池化（笔记本 07）。
+    默认 "max"，配置里不记录，旧检查点照常加载。
     """
 
-    def __init__(self, channels: tuple[int, int] = (32, 32), hidden: int = 256, T: int = 4, tau: float = 2.0, vote: int = 10):
+    POOLS = {"max": (nn.MaxPool2d, layer.MaxPool2d), "avg": (nn.AvgPool2d, layer.AvgPool2d)}
+
+    def __init__(self, channels: tuple[int, int] = (32, 32), hidden: int = 256, T: int = 4, tau: float = 2.0, vote: int = 10,
+                 pool: str = "max"):
         super().__init__()
         (c1, c2), hidden, T, tau, vote = _channels(channels), _count("hidden", hidden), _count("T", T), _tau(tau), _count("vote", vote)
+        if not isinstance(pool, str) or pool not in self.POOLS:
+            raise ValueError(f"pool 须为 {' 或 '.join(map(repr, self.POOLS))}，收到 {pool!r}")
+        Pool, SeqPool = self.POOLS[pool]
         self.T = T
         self.config = {"channels": [c1, c2], "hidden": hidden, "T": T, "tau": tau, "vote": vote}
+        if pool != "max":
+            self.config["pool"] = pool
         self.encoder = nn.Sequential(
-            nn.Conv2d(1, c1, 3, padding=1, bias=False), nn.BatchNorm2d(c1), nn.MaxPool2d(2),
+            nn.Conv2d(1, c1, 3, padding=1, bias=False), nn.BatchNorm2d(c1), Pool(2),
         )
         self.snn = nn.Sequential(
             lif(tau),
-            layer.Conv2d(c1, c2, 3, padding=1, bias=False), layer.BatchNorm2d(c2), layer.MaxPool2d(2),
+            layer.Conv2d(c1, c2, 3, padding=1, bias=False), layer.BatchNorm2d(c2), SeqPool(2),
             lif(tau),
             layer.Flatten(),
             layer.Linear(c2 * 7 * 7, hidden, bias=False), layer.BatchNorm1d(hidden),

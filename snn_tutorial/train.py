@@ -53,6 +53,9 @@ def build_parser() -> cli.ArgumentParser:
     p.add_argument("--hidden", type=cli.positive_int, default=None, help="隐藏全连接层的神经元数，≥ 1（csnn 默认 256，original 128）")
     p.add_argument("--pool", choices=["max", "avg"], default=None,
                    help="只用于 --model ann：池化方式，max（默认，与 CSNN 相同）或 avg（平均池化，便于转换成 SNN，见笔记本 05）")
+    p.add_argument("--deployable", action="store_true",
+                   help="只用于 --model csnn：训练可部署变体，两处最大池化换成平均池化（参数量不变），"
+                        "折叠 BN 后可导出为神经形态交换格式 NIR（见笔记本 07 与 python -m snn_tutorial.export）")
     p.add_argument("--batch-size", type=cli.int_range(2, hint="；训练时 BN 需要每批至少 2 张图"), default=None,
                    help="批大小，≥ 2（csnn 默认 64）。最后一批若只剩 1 张图，会并入前一批")
     p.add_argument("--lr", type=cli.positive_float, default=None, help="Adam 学习率，有限的正数（csnn 默认 2e-3，original 0.01）")
@@ -85,6 +88,8 @@ def model_config(args) -> dict:
         config["T"] = args.T
     if args.pool is not None:
         config["pool"] = args.pool
+    if getattr(args, "deployable", False):
+        config["pool"] = "avg"
     return config
 
 
@@ -160,6 +165,8 @@ def main(argv=None) -> float:
     args = parser.parse_args(argv)
     if args.pool is not None and args.model != "ann":
         parser.error(f"--pool 只用于 --model ann（{args.model} 的池化方式是固定的）")
+    if args.deployable and args.model != "csnn":
+        parser.error(f"--deployable 只用于 --model csnn（{args.model} 没有可部署变体）")
     rank, world_size, local_rank = distributed.world()
     is_quick = args.quick or quick.is_quick()
     d = DEFAULTS[args.model]
