@@ -156,17 +156,18 @@ def resolve_out(text: str | os.PathLike, default_name: str) -> Path:
     return path
 
 
-def check_output_file(path: Path, option: str = "--out", size_hint: int = 0) -> None:
-    """训练开始前确认能把文件写到 path：目录可建、可新建文件、磁盘空间够。不能时抛出 OutputError。"""
+def check_output_file(path: Path, option: str = "--out", size_hint: int = 0, not_started: str = "训练还没有开始") -> None:
+    """开始干活前确认能把文件写到 path：目录可建、可新建文件、磁盘空间够。不能时抛出 OutputError。
+    not_started 说明此时什么还没发生（写进报错里）。"""
     if path.is_dir():
-        raise OutputError(f"{option} {path} 是一个已存在的目录，不能当作文件名。训练还没有开始；请换一个文件名。")
+        raise OutputError(f"{option} {path} 是一个已存在的目录，不能当作文件名。{not_started}；请换一个文件名。")
     problem = runtime.writable_dir_problem(path.parent)
     if problem is None and size_hint:
         free = shutil.disk_usage(path.parent).free
         if free < 2 * size_hint:
             problem = f"磁盘空间不足：{path.parent} 所在的磁盘只剩 {free / 1e6:.1f} MB，检查点约需 {size_hint / 1e6:.1f} MB"
     if problem is not None:
-        raise OutputError(f"{option} {path} 不能用：{problem}。训练还没有开始；请换一个可写的位置。")
+        raise OutputError(f"{option} {path} 不能用：{problem}。{not_started}；请换一个可写的位置。")
 
 
 def check_output_dir(path: str | os.PathLike, option: str = "--log-dir") -> None:

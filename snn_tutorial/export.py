@@ -294,15 +294,6 @@ def build_parser() -> cli.ArgumentParser:
     return p
 
 
-def check_out(out: Path) -> None:
-    """导出之前确认能在 out 的位置新建文件（与 cli.check_output_file 相同的检查，消息说的是导出而不是训练）。"""
-    if out.is_dir():
-        raise cli.OutputError(f"--out {out} 是一个已存在的目录，不能当作文件名。还没有导出任何东西；请换一个文件名。")
-    problem = runtime.writable_dir_problem(out.parent)
-    if problem is not None:
-        raise cli.OutputError(f"--out {out} 不能用：{problem}。还没有导出任何东西；请换一个可写的位置。")
-
-
 @cli.command(interrupted="已中断（{how}）：没有写入任何文件。")
 def main(argv=None) -> Check:
     args = build_parser().parse_args(argv)
@@ -316,7 +307,7 @@ def main(argv=None) -> Check:
             spiking_core(model)                      # 不能导出时，在写任何东西之前就报错
     except ExportError as err:
         cli.fail(f"{args.checkpoint or DEPLOYABLE.name}（模型 {ckpt['model']}，配置 {ckpt['config']}）：{err}")
-    check_out(out)
+    cli.check_output_file(out, not_started="还没有导出任何东西")
     x, _ = data.load_raw("mnist-sample", train=False)
     x = data.normalize(x[:args.verify_images])
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
