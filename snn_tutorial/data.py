@@ -371,6 +371,8 @@ class TensorBatches:
     每次迭代自动换一个可复现的打乱顺序（种子 = seed + epoch）；rank/world_size 用于多进程时切分数据：
     pad=True（训练用）像 DistributedSampler 一样补齐，使各进程步数相同；pad=False（评估用）不重复任何样本。
     merge_single=True（默认）：最后一批若只剩 1 张图，就并入前一批（那一批多 1 张）。
+    dataset=None：不做标准化，uint8 张量（形状不限于 [N, C, H, W]，例如事件帧 [N, T, 2, H, W] 的计数）按原样存放，
+    每批取出时才转成 float32，内存只占 1/4。
     训练时只有 1 张图的批会让 BN 报错（它要用一批里的多个值估计均值和方差）；并入而不是丢掉，每张图仍然都用到。
     """
 
@@ -381,7 +383,7 @@ class TensorBatches:
         batch_size: int = 64,
         shuffle: bool = True,
         seed: int = 0,
-        dataset: str = "mnist",
+        dataset: str | None = "mnist",
         device: str | torch.device = "cpu",
         drop_last: bool = False,
         max_shift: int = 0,
@@ -398,17 +400,20 @@ class TensorBatches:
             raise ValueError(f"rank 应小于 world_size（{world_size}），收到 {rank}")
         if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
             raise TypeError("images 与 labels 应为张量")
-        if images.dtype != torch.uint8 or images.dim() != 4:
-            raise ValueError("images 应为 uint8 张量 [N, C, H, W]")
+        if images.dtype != torch.uint8 or (images.dim() != 4 if dataset is not None else images.dim() < 2):
+            raise ValueError("images 应为 uint8 张量 [N, C, H, W]" if dataset is not None else "images 应为 uint8 张量 [N, ...]")
+        if dataset is None and max_shift:
+            raise ValueError("max_shift（随机平移）只用于图像数据集，dataset=None 时请设为 0")
         if len(images) != len(labels):
             raise ValueError(f"图像数 {len(images)} 与标签数 {len(labels)} 不一致")
         self.device = torch.device(device)
-        self.x = normalize(images, dataset).to(self.device)
+        self.raw = dataset is None
+        self.x = (images if self.raw else normalize(images, dataset)).to(self.device)
         self.y = labels.long().to(self.device)
         self.batch_size = int(batch_size)
         self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
         self.max_shift = max_shift
-        self.fill = float(normalize(torch.zeros(1, dtype=torch.uint8), dataset))  # 背景像素标准化后的值
+        self.fill = 0.0 if self.raw else float(normalize(torch.zeros(1, dtype=torch.uint8), dataset))  # 背景像素标准化后的值
         self.rank, self.world_size, self.pad = rank, world_size, pad
         self.merge_single = merge_single
         self.epoch = 0
@@ -455,7 +460,7 @@ class TensorBatches:
         for i, start in enumerate(starts):
             end = start + self.batch_size if i + 1 < len(starts) else stop
             idx = order[start:end]
-            x = self.x[idx]
+            x = self.x[idx].float() if self.raw else self.x[idx]
             if self.max_shift:
                 x = random_shift(x, self.max_shift, self.fill, gen)
             yield x, self.y[idx]

@@ -176,6 +176,19 @@ def test_batches_distributed_split_covers_everything():
     assert len(parts[0]) == 6
 
 
+def test_batches_raw_mode_keeps_counts_and_any_shape():
+    counts = torch.randint(0, 4, (50, 3, 2, 5, 5), dtype=torch.uint8)     # 例如事件帧 [N, T, 2, H, W]
+    batches = TensorBatches(counts, torch.arange(50), 16, shuffle=False, dataset=None)
+    assert batches.x.dtype == torch.uint8                                  # 按原样存放
+    got = list(batches)
+    assert got[0][0].dtype == torch.float32 and got[0][0].shape == (16, 3, 2, 5, 5)
+    assert torch.equal(torch.cat([b[0] for b in got]), counts.float())     # 不做标准化
+    with pytest.raises(ValueError, match="max_shift"):
+        TensorBatches(counts, torch.arange(50), 16, dataset=None, max_shift=2)
+    with pytest.raises(ValueError, match=r"\[N, C, H, W\]"):
+        TensorBatches(counts, torch.arange(50), 16)                        # 图像数据集仍要求 4 维
+
+
 def test_random_shift_is_a_translation():
     x = torch.zeros(200, 1, 28, 28, dtype=torch.uint8)
     x[:, :, 12:16, 12:16] = 255                      # 中间一个 4×4 的亮块
