@@ -86,13 +86,7 @@ def render(images: torch.Tensor, offsets: torch.Tensor, size: int = SIZE) -> tor
     return frames[:, :, :size, :size].clamp_(0.0, 1.0)
 
 
-def events_from_intensity(intensity: torch.Tensor, threshold: float = 0.2, eps: float = 0.1) -> torch.Tensor:
-    """DVS 像素模型：亮度序列 [K, ...] → 事件 [K-1, ...]（+1 为 ON，-1 为 OFF，0 为没有事件，int8）。
-
-    每个像素记着上一次发出事件时的对数亮度（参考值）；当 log(I + eps) 与参考值之差达到 ±threshold 时，
-    发出一个 ON/OFF 事件，并把参考值重置为当前的对数亮度。亮度不变的像素永远不发出事件。
-    eps 避免 log(0)，也让全黑附近的微小变化不至于被放大成事件。
-    """
+def _check_pixel_model(intensity: torch.Tensor, threshold: float, eps: float) -> tuple[float, float]:
     threshold, eps = _positive_float("threshold", threshold), _positive_float("eps", eps)
     if not isinstance(intensity, torch.Tensor) or not intensity.is_floating_point() or intensity.dim() < 1:
         raise ValueError("intensity 须为浮点张量 [K, ...]（K 个时刻的亮度）")
@@ -100,24 +94,53 @@ def events_from_intensity(intensity: torch.Tensor, threshold: float = 0.2, eps: 
         raise ValueError(f"至少需要两个时刻的亮度才能比较变化，收到 K = {len(intensity)}")
     if intensity.min() < 0:
         raise ValueError("亮度不能为负")
+    return threshold, eps
+
+
+def _pixel_model(intensity: torch.Tensor, threshold: float, eps: float, emit) -> None:
+    """逐个时刻比较对数亮度与参考值；第 k 个时刻（k = 1, …, K-1）的 ON/OFF 掩码交给 emit(k, on, off)。"""
     log_i = torch.log(intensity.float() + eps)
     ref = log_i[0].clone()
-    out = torch.zeros(intensity.shape[0] - 1, *intensity.shape[1:], dtype=torch.int8)
     for k in range(1, len(log_i)):
         diff = log_i[k] - ref
         on, off = diff >= threshold, diff <= -threshold
+        emit(k, on, off)
+        torch.where(on | off, log_i[k], ref, out=ref)   # 发出事件的像素把参考值重置为当前的对数亮度
+
+
+def events_from_intensity(intensity: torch.Tensor, threshold: float = 0.2, eps: float = 0.1) -> torch.Tensor:
+    """DVS 像素模型：亮度序列 [K, ...] → 事件 [K-1, ...]（+1 为 ON，-1 为 OFF，0 为没有事件，int8）。
+
+    每个像素记着上一次发出事件时的对数亮度（参考值）；当 log(I + eps) 与参考值之差达到 ±threshold 时，
+    发出一个 ON/OFF 事件，并把参考值重置为当前的对数亮度。亮度不变的像素永远不发出事件。
+    eps 避免 log(0)，也让全黑附近的微小变化不至于被放大成事件。
+    """
+    threshold, eps = _check_pixel_model(intensity, threshold, eps)
+    out = torch.zeros(intensity.shape[0] - 1, *intensity.shape[1:], dtype=torch.int8)
+
+    def emit(k, on, off):
         out[k - 1] = on.to(torch.int8) - off.to(torch.int8)
-        ref = torch.where(on | off, log_i[k], ref)
+
+    _pixel_model(intensity, threshold, eps, emit)
     return out
 
 
 def simulate(images: torch.Tensor, steps_per_saccade: int = 10, threshold: float = 0.2, eps: float = 0.1,
              size: int = SIZE, vertices=TRIANGLE) -> torch.Tensor:
-    """图像 [N, 1, 28, 28] → 模拟的 DVS 事件 [N, K-1, 2, size, size]（uint8 的 0/1；通道 0 为 OFF、1 为 ON）。"""
-    offsets = saccade_offsets(steps_per_saccade, vertices)
-    ev = events_from_intensity(render(images, offsets, size), threshold, eps)   # [K-1, N, H, W]
-    dense = torch.stack([(ev == -1), (ev == 1)], dim=2).to(torch.uint8)         # [K-1, N, 2, H, W]
-    return dense.transpose(0, 1).contiguous()
+    """图像 [N, 1, 28, 28] → 模拟的 DVS 事件 [N, K-1, 2, size, size]（uint8 的 0/1；通道 0 为 OFF、1 为 ON）。
+
+    与 events_from_intensity 是同一个像素模型，只是直接写成按极性分开的两个通道。
+    """
+    intensity = render(images, saccade_offsets(steps_per_saccade, vertices), size)   # [K, N, H, W]
+    threshold, eps = _check_pixel_model(intensity, threshold, eps)
+    dense = torch.zeros(intensity.shape[1], len(intensity) - 1, 2, size, size, dtype=torch.uint8)
+
+    def emit(k, on, off):
+        dense[:, k - 1, 0] = off
+        dense[:, k - 1, 1] = on
+
+    _pixel_model(intensity, threshold, eps, emit)
+    return dense
 
 
 def to_stream(dense: torch.Tensor, steps_per_saccade: int | None = None) -> dict[str, np.ndarray]:

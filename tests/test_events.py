@@ -82,6 +82,14 @@ def test_moving_digit_gives_both_polarities_at_edges():
     assert not (dense[:, :, 0] & dense[:, :, 1]).any()      # 同一像素同一时刻不会既变亮又变暗
 
 
+def test_simulate_is_the_pixel_model_split_by_polarity():
+    images, _ = data.load_sample()
+    signed = events.events_from_intensity(events.render(images[:5], events.saccade_offsets(6)))   # [K-1, N, H, W]
+    dense = events.simulate(images[:5], steps_per_saccade=6)                                     # [N, K-1, 2, H, W]
+    assert torch.equal(dense[:, :, 1].bool(), (signed == 1).transpose(0, 1))
+    assert torch.equal(dense[:, :, 0].bool(), (signed == -1).transpose(0, 1))
+
+
 def test_stream_matches_dense_and_is_sorted():
     images, _ = data.load_sample()
     dense = events.simulate(images[:1])[0]
