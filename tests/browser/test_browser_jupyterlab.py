@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pytest
 
+from snn_tutorial import data
 from browser_support import NOTEBOOKS, ROOT, Steps
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 SECOND = 1000   # Playwright 的超时以毫秒计
 
 
@@ -63,14 +63,13 @@ def _free_port() -> int:
 
 
 def _data_dir() -> Path:
-    """内核用的数据目录：SNN_DATA_DIR（相对路径按当前目录换成绝对路径），否则仓库下的 data/。"""
-    value = os.environ.get("SNN_DATA_DIR", "").strip()
-    return Path(os.path.abspath(os.path.expanduser(value))) if value else ROOT / "data"
+    """内核用的数据目录（与包里的规则相同），换成绝对路径：内核的当前目录是临时副本，相对路径在那里不成立。"""
+    return Path(os.path.abspath(data.resolve_data_root()[0]))
 
 
 def _has_mnist(folder: Path) -> bool:
     raw = folder / "MNIST" / "raw"
-    return all((raw / n).exists() or (raw / f"{n}.gz").exists() for n in MNIST_FILES)
+    return all((raw / n).exists() or (raw / f"{n}.gz").exists() for n, _ in data.ALL_FILES)
 
 
 def _digest(paths) -> dict[str, str]:
