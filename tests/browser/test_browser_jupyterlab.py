@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from snn_tutorial import data
-from browser_support import NOTEBOOKS, ROOT, Steps
+from browser_support import NOTEBOOKS, Steps
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 SECOND = 1000   # Playwright 的超时以毫秒计
