@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import random
 import re
@@ -93,6 +94,45 @@ def set_cpu_threads(n: int | None = None) -> int:
         raise ValueError(f"线程数须为 ≥ 1 的整数，收到 {n!r}")
     torch.set_num_threads(int(n))
     return int(n)
+
+
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # 能直接计算 bfloat16 的 x86 指令集扩展
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """这颗 CPU 能否直接计算 bfloat16（AVX-512 BF16 或 AMX）。只在 Linux 上检测，其余平台一律返回 False。
+
+    没有这些指令时 bfloat16 要靠软件模拟，可能反而比 float32 慢（例如 Apple 芯片、较老的 x86），
+    所以 CPU 上的混合精度只在这里返回 True 时才打开。cpuinfo 用于测试（/proc/cpuinfo 的文本）。
+    """
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.partition(":")[2].split())
+            return any(flag in flags for flag in BF16_CPU_FLAGS)
+    return False
+
+
+def amp_dtype(device: torch.device | str, enabled: bool = True) -> torch.dtype | None:
+    """自动混合精度用的低精度类型：CUDA 上 float16；CPU 上有原生 bfloat16 指令时 bfloat16；否则 None（不用混合精度）。"""
+    device = torch.device(device)
+    if not enabled:
+        return None
+    if device.type == "cuda":
+        return torch.float16
+    if device.type == "cpu" and _native_bf16():
+        return torch.bfloat16
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _native_bf16() -> bool:
+    return cpu_has_native_bf16()
 
 
 # ---------------------------------------------------------------- 文件系统

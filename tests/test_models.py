@@ -160,3 +160,35 @@ def test_fit_learns_on_the_sample_and_records_history(tmp_path):
 def test_unknown_model():
     with pytest.raises(ValueError, match="未知模型"):
         build_model("resnet")
+
+
+def test_channels_last_keeps_the_numbers(sample):
+    """channels_last 只改内存布局：前向结果与普通布局逐位相同（float32）。"""
+    from snn_tutorial.training import channels_last_input, to_channels_last
+
+    x, _ = sample
+    runtime.seed_everything(0)
+    model = CSNN().eval()
+    with torch.no_grad():
+        plain = model(x[:64])
+        functional.reset_net(model)
+        to_channels_last(model)
+        assert model.encoder[0].weight.is_contiguous(memory_format=torch.channels_last)
+        fast = model(channels_last_input(x[:64]))
+    functional.reset_net(model)
+    assert torch.equal(plain, fast)
+
+
+def test_evaluate_is_float32_whatever_fit_trained_with(monkeypatch):
+    """fit 里的评估和单独调用 evaluate 都用 float32：记录的准确率与之后复核的逐位相同（CPU 有没有 bfloat16 都一样）。"""
+    from snn_tutorial import training
+
+    x, y = data.load_sample()
+    for native in (True, False):
+        monkeypatch.setattr(runtime, "_native_bf16", lambda: native)
+        runtime.seed_everything(0)
+        model = CSNN()
+        train = data.TensorBatches(x[:256], y[:256], batch_size=64, seed=0)
+        test = data.TensorBatches(x[800:], y[800:], batch_size=200, shuffle=False)
+        h = fit(model, train, test, epochs=1, lr=3e-3, progress=False)
+        assert h.test_acc[-1] == training.evaluate(model, test)[1]

@@ -120,3 +120,23 @@ def test_font_fallback_warns_once_and_uses_english():
         assert matplotlib.rcParams["font.sans-serif"] == ["DejaVu Sans"]
     finally:
         plotting.setup_matplotlib()
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ("fpu sse2 avx2 avx512f avx512bw avx512_bf16 avx512_vnni", True),   # AVX-512 BF16
+    ("fpu sse2 avx2 avx512f amx_tile amx_bf16", True),                   # AMX
+    ("fpu sse2 avx2 avx512f avx512bw avx512_vnni", False),              # 只有 AVX-512，没有 BF16 扩展
+    ("fp asimd bf16 i8mm", False),                                      # ARM 的 bf16 不算：这里只认 x86 的两种
+])
+def test_native_bf16_is_read_from_cpu_flags(flags, expected):
+    assert runtime.cpu_has_native_bf16(f"processor\t: 0\nflags\t\t: {flags}\n") is expected
+    assert runtime.cpu_has_native_bf16("no flags line at all") is False
+
+
+def test_amp_dtype_per_device(monkeypatch):
+    monkeypatch.setattr(runtime, "_native_bf16", lambda: True)
+    assert runtime.amp_dtype("cpu") is torch.bfloat16
+    assert runtime.amp_dtype("cuda") is torch.float16
+    assert runtime.amp_dtype("cpu", enabled=False) is None and runtime.amp_dtype("cuda", enabled=False) is None
+    monkeypatch.setattr(runtime, "_native_bf16", lambda: False)     # 没有原生 bfloat16 的 CPU：不用混合精度
+    assert runtime.amp_dtype("cpu") is None
