@@ -27,7 +27,7 @@ from .models import MODELS, build_model, count_parameters
 from .training import evaluate, fit
 
 DEFAULTS = {  # 每个模型的默认训练设置
-    "csnn": {"epochs": 12, "lr": 2e-3, "batch_size": 64, "schedule": "cosine"},
+    "csnn": {"epochs": 30, "lr": 2e-3, "batch_size": 128, "schedule": "cosine", "max_shift": 2},
     "ann": {"epochs": 12, "lr": 2e-3, "batch_size": 64, "schedule": "cosine"},
     "original": {"epochs": 2, "lr": 0.01, "batch_size": 512, "schedule": "none"},
 }
@@ -47,7 +47,7 @@ def build_parser() -> cli.ArgumentParser:
     p.add_argument("--model", choices=sorted(MODELS), default="csnn", help="模型：csnn（本教程）、original（旧教程）、ann（同结构 ANN）")
     p.add_argument("--dataset", choices=sorted(data.DATASETS), default="mnist",
                    help="数据集（默认 mnist；mnist-sample 是随包附带的 1000 张小样本，离线也能用）")
-    p.add_argument("--epochs", type=cli.positive_int, default=None, help="训练轮数，≥ 1（默认按模型而定：csnn 12，original 2）")
+    p.add_argument("--epochs", type=cli.positive_int, default=None, help=f"训练轮数，≥ 1（默认按模型而定：csnn {DEFAULTS['csnn']['epochs']}，original {DEFAULTS['original']['epochs']}）")
     p.add_argument("--T", type=cli.positive_int, default=None, help="时间步数，≥ 1（csnn 默认 4，original 8；ann 没有时间步，忽略此项）")
     p.add_argument("--channels", type=cli.positive_int, nargs=2, default=None, metavar=("C1", "C2"), help="两层卷积的通道数，各 ≥ 1（默认 32 32）")
     p.add_argument("--hidden", type=cli.positive_int, default=None, help="隐藏全连接层的神经元数，≥ 1（csnn 默认 256，original 128）")
@@ -57,10 +57,13 @@ def build_parser() -> cli.ArgumentParser:
                    help="只用于 --model csnn：训练可部署变体，两处最大池化换成平均池化（参数量不变），"
                         "折叠 BN 后可导出为神经形态交换格式 NIR（见笔记本 07 与 python -m snn_tutorial.export）")
     p.add_argument("--batch-size", type=cli.int_range(2, hint="；训练时 BN 需要每批至少 2 张图"), default=None,
-                   help="批大小，≥ 2（csnn 默认 64）。最后一批若只剩 1 张图，会并入前一批")
-    p.add_argument("--lr", type=cli.positive_float, default=None, help="Adam 学习率，有限的正数（csnn 默认 2e-3，original 0.01）")
+                   help=f"批大小，≥ 2（csnn 默认 {DEFAULTS['csnn']['batch_size']}）。最后一批若只剩 1 张图，会并入前一批")
+    p.add_argument("--lr", type=cli.positive_float, default=None, help=f"Adam 学习率，有限的正数（csnn 默认 {DEFAULTS['csnn']['lr']:g}，original {DEFAULTS['original']['lr']:g}）")
     p.add_argument("--max-shift", type=cli.int_range(0, MAX_SHIFT, hint=f"；数字在图像中央约 20×20 的区域，平移超过 {MAX_SHIFT} 像素会把笔画大量移出画面"),
-                   default=0, help=f"训练时随机平移图像的最大像素数（数据增强），0 … {MAX_SHIFT}，默认 0")
+                   default=None, help=f"训练时随机平移图像的最大像素数（数据增强），0 … {MAX_SHIFT}（默认按模型而定：csnn {DEFAULTS['csnn']['max_shift']}，其余 0）")
+    p.add_argument("--val", type=cli.int_range(0), default=0,
+                   help="从训练集按固定种子留出这么多张图作验证集（默认 0：不留）。留出时训练中的评估都在验证集上，"
+                        "测试集只在训练结束后评估一次；用来选超参数而不碰测试集")
     p.add_argument("--device", type=cli.device_name, default="auto", help=cli.DEVICE_HELP)
     p.add_argument("--threads", type=cli.positive_int, default=None, help="每个进程的 CPU 线程数，≥ 1（默认：全部可用核 / 本机进程数）")
     p.add_argument("--data-dir", default=None, help=f"数据目录（默认：环境变量 {data.DATA_ENV}，否则仓库下的 data/）")
@@ -70,9 +73,11 @@ def build_parser() -> cli.ArgumentParser:
     p.add_argument("--log-dir", default=None, help="TensorBoard 日志目录（默认不写）；例如 runs/csnn。训练开始前会先试写一次")
     p.add_argument("--seed", type=cli.seed_int, default=0, help=f"随机种子，0 … {runtime.SEED_MAX}（默认 0）")
     p.add_argument("--evals-per-epoch", type=cli.positive_int, default=1, help="每轮评估几次，≥ 1（默认 1）")
-    p.add_argument("--no-amp", action="store_true", help="在 CUDA 上也不用自动混合精度")
+    p.add_argument("--no-amp", action="store_true", help="不用自动混合精度（默认：CUDA 上 float16；CPU 有原生 bfloat16 指令（AVX-512 BF16 或 AMX）时 bfloat16，其余 CPU 本来就不用）")
     p.add_argument("--no-progress", action="store_true", help="不显示进度条")
-    p.add_argument("--compile", action="store_true", help="用 torch.compile 编译模型（实验性，默认关闭；2 核 CPU 上实测编译后每轮快约 1.4 倍，但首次编译需要额外时间）")
+    p.add_argument("--compile", action="store_true",
+                   help="用 torch.compile 编译模型（实验性，默认关闭）。2 核 CPU 上实测（混合精度 + channels_last 之后）没有加速（0.97 倍），"
+                        "首次编译还要额外的时间；见 python -m snn_tutorial.bench --epoch-device cpu --compile")
     p.add_argument("--quick", action="store_true", help=f"快速模式（等同于 {quick.QUICK_ENV}=1）：只用小部分数据训练 1 轮")
     return p
 
@@ -143,7 +148,8 @@ def _save_interrupted(exc: BaseException, out: Path, model, name: str, snapshot:
         print(f"已中断（{how}）：还没有完成任何一次评估，没有保存任何文件（{_untouched(out)}）。", file=sys.stderr, flush=True)
         return
     partial = out.with_name(f"{out.stem}.interrupted.pt")
-    metrics = {**metrics, "interrupted": True, "epochs": snapshot["epoch"], "test_acc": snapshot["test_acc"],
+    key = "val_acc" if snapshot["watch"] == "验证" else "test_acc"
+    metrics = {**metrics, "interrupted": True, "epochs": snapshot["epoch"], key: snapshot["acc"],
                "train_seconds": snapshot["seconds"]}
     model.load_state_dict(snapshot["state"])
     try:
@@ -155,7 +161,7 @@ def _save_interrupted(exc: BaseException, out: Path, model, name: str, snapshot:
     where = f"已保存到 {saved}" if saved is not None else "也没能保存（各处都写不进去）"
     if err is not None and saved is not None:
         where += f"（{partial} 写不进去：{runtime.describe_os_error(err)}）"
-    print(f"已中断（{how}）：第 {snapshot['epoch']:.2f} 轮评估时的权重（测试准确率 {snapshot['test_acc']:.2%}）{where}；"
+    print(f"已中断（{how}）：第 {snapshot['epoch']:.2f} 轮评估时的权重（{snapshot['watch']}准确率 {snapshot['acc']:.2%}）{where}；"
           f"{_untouched(out)}。", file=sys.stderr, flush=True)
 
 
@@ -173,6 +179,7 @@ def main(argv=None) -> float:
     epochs = args.epochs if args.epochs is not None else (1 if is_quick else d["epochs"])
     batch_size = args.batch_size if args.batch_size is not None else d["batch_size"]
     lr = args.lr if args.lr is not None else d["lr"]
+    max_shift = args.max_shift if args.max_shift is not None else d.get("max_shift", 0)
     if world_size > 1 and batch_size % world_size:
         parser.error(f"批大小 {batch_size} 不能被进程数 {world_size} 整除，请调整 --batch-size")
     if world_size > 1 and batch_size // world_size < 2:
@@ -195,17 +202,28 @@ def main(argv=None) -> float:
         if args.log_dir is not None:
             cli.check_output_dir(args.log_dir, "--log-dir")
     distributed.init(device.type)
-    limit_train, limit_test = (2000, 1000) if is_quick and args.dataset != "mnist-sample" else (None, None)
+    limit_train, limit_test = (4000, 1000) if is_quick and args.dataset != "mnist-sample" else (None, None)
     shard = {"rank": rank, "world_size": world_size}
-    train = data.tensor_batches(args.dataset, True, args.data_dir, limit=limit_train, batch_size=batch_size // world_size,
-                                seed=args.seed, device=device, max_shift=args.max_shift, **shard)
+    images, labels = data.load_raw(args.dataset, train=True, root=args.data_dir)
+    val = None
+    if args.val:
+        try:
+            images, labels, val_x, val_y = data.split_validation(images, labels, args.val)
+        except ValueError as err:
+            cli.fail(f"错误：参数 --val：{err}（训练还没有开始）")
+        val = data.TensorBatches(val_x[:limit_test], val_y[:limit_test], batch_size=256, shuffle=False, dataset=args.dataset,
+                                 device=device, pad=False, **shard)
+    train = data.TensorBatches(images[:limit_train], labels[:limit_train], batch_size=batch_size // world_size, seed=args.seed,
+                               dataset=args.dataset, device=device, max_shift=max_shift, **shard)
     test = data.tensor_batches(args.dataset, False, args.data_dir, limit=limit_test, batch_size=256, device=device,
                                pad=False, **shard)
+    watch = val if val is not None else test   # 训练中评估的数据：有验证集就只看验证集
+    watch_name = "验证" if val is not None else "测试"
 
     config = model.config
     say(f"模型 {args.model} {config}，参数 {count_parameters(model):,} 个；数据 {args.dataset}，"
-        f"训练 {len(train.y)} 张、测试 {len(test.y)} 张；设备 {device}，每进程 CPU 线程 {threads}；"
-        f"{epochs} 轮，批大小 {batch_size}，学习率 {lr}"
+        f"训练 {len(train.y)} 张、{f'验证 {len(val.y)} 张（从训练集留出）、' if val is not None else ''}测试 {len(test.y)} 张；设备 {device}，每进程 CPU 线程 {threads}；"
+        f"{epochs} 轮，批大小 {batch_size}，学习率 {lr}，随机平移至多 {max_shift} 像素"
         f"{f'；{world_size} 个进程（DistributedDataParallel）' if world_size > 1 else ''}{'（快速模式）' if is_quick else ''}")
     say(f"检查点将保存到 {out}", flush=True)
     model.to(device)
@@ -214,7 +232,7 @@ def main(argv=None) -> float:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if args.compile:
         net = torch.compile(net)
-    metrics = {"dataset": args.dataset, "batch_size": batch_size, "lr": lr, "max_shift": args.max_shift,
+    metrics = {"dataset": args.dataset, "batch_size": batch_size, "lr": lr, "max_shift": max_shift, "val": args.val,
                "seed": args.seed, "quick": is_quick, "world_size": world_size,
                "command": "python -m snn_tutorial.train " + " ".join(sys.argv[1:] if argv is None else argv)}
     snapshot = {}  # 最近一次评估时的权重（只在 0 号进程，放在 CPU 内存里），Ctrl+C 时保存它
@@ -222,17 +240,18 @@ def main(argv=None) -> float:
     def on_eval(h):
         if main_process:  # 先留下快照再打印：看到这一行时，Ctrl+C 一定能保存这次评估的权重
             snapshot.update(state={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
-                            epoch=h.epoch[-1], test_acc=h.test_acc[-1], seconds=h.seconds[-1])
+                            epoch=h.epoch[-1], acc=h.test_acc[-1], watch=watch_name, seconds=h.seconds[-1])
         say(f"  第 {h.epoch[-1]:.2f} 轮：训练损失 {h.train_loss[-1]:.4f}，"
-            f"测试准确率 {h.test_acc[-1]:.2%}，累计训练 {h.seconds[-1]:.0f} 秒", flush=True)
+            f"{watch_name}准确率 {h.test_acc[-1]:.2%}，累计训练 {h.seconds[-1]:.0f} 秒", flush=True)
 
     start = time.perf_counter()
     try:
-        history = fit(net, train, test, epochs=epochs, lr=lr, schedule=d["schedule"], device=device,
+        history = fit(net, train, watch, epochs=epochs, lr=lr, schedule=d["schedule"], device=device,
                       amp=not args.no_amp, evals_per_epoch=args.evals_per_epoch, log_dir=args.log_dir,
                       progress=not args.no_progress, on_eval=on_eval)
         wall = time.perf_counter() - start
         _, acc = evaluate(net, test, device)
+        val_acc = evaluate(net, val, device)[1] if val is not None else None
         agree = distributed.parameters_agree(model) if world_size > 1 else True
     except KeyboardInterrupt as exc:
         if main_process:
@@ -246,6 +265,8 @@ def main(argv=None) -> float:
     code = 0
     if main_process:
         metrics = {"test_acc": acc, "train_seconds": history.seconds[-1], "wall_seconds": wall, "epochs": epochs, **metrics}
+        if val_acc is not None:
+            metrics["val_acc"] = val_acc
         if not all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point()):
             print(f"错误：训练发散了，参数里出现了 NaN 或无穷大，所以没有保存（{_untouched(out)}）。请减小 --lr 后重新训练。",
                   file=sys.stderr, flush=True)
@@ -266,6 +287,8 @@ def main(argv=None) -> float:
                 print(f"错误：无法把检查点写入 {out}（{reason}）；{where}。", file=sys.stderr, flush=True)
                 code = cli.EXIT_FAILED
     distributed.shutdown()
+    if val_acc is not None:
+        say(f"最终验证准确率：{val_acc:.2%}")
     say(f"最终测试准确率：{acc:.2%}")
     if code:
         raise SystemExit(code)

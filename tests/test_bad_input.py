@@ -245,6 +245,9 @@ CASES = [
     Case("batch-size-0", "train", [*TINY, "--batch-size", "0"], 2, ["--batch-size", "≥ 2"]),
     Case("lr-0", "train", [*TINY, "--lr", "0"], 2, ["--lr", "正数"]),
     Case("threads-0", "train", [*TINY, "--threads", "0"], 2, ["--threads", "≥ 1"]),
+    Case("val-negative", "train", [*TINY, "--val", "-5"], 2, ["--val", "'-5'"]),
+    Case("val-too-large", "train", [*TINY, "--out", "{tmp}/v.pt", "--val", "999999"], 2,
+         ["--val", "训练集只有 800 个", "训练还没有开始"], check=lambda tmp: not (tmp / "v.pt").exists()),
     Case("evaluate-threads-0", "evaluate", ["--threads", "0"], 2, ["--threads", "≥ 1"]),
     Case("bench-steps-0", "bench", ["--steps", "0"], 2, ["--steps", "≥ 1"]),
     # 3. 参数校验

@@ -118,7 +118,7 @@ def test_cli_quick_train_then_evaluate(tmp_path):
     last = res.stdout.strip().splitlines()[-1]
     assert last.startswith("最终测试准确率：") and last.endswith("%")
     acc = float(last.split("：")[1].rstrip("%"))
-    assert 30 < acc <= 100                       # 2000 张、1 轮：远好于随机
+    assert 30 < acc <= 100                       # 4000 张、1 轮：远好于随机
     res = _run("snn_tutorial.evaluate", "--checkpoint", str(out), "--limit", "1000")
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().splitlines()[-1] == f"测试准确率：{acc:.2f}%（mnist 测试集 1000 张）"
@@ -145,3 +145,19 @@ def test_shipped_weights_reach_99_5_on_full_test_set():
     last = res.stdout.strip().splitlines()[-1]
     acc = float(last.split("：")[1].split("%")[0])
     assert acc >= 99.5 and "10000 张" in last
+
+
+def test_cli_validation_split_keeps_the_test_set_for_the_end(tmp_path):
+    """--val：训练中的每次评估都在验证集上，测试集只在最后评估一次；检查点里两个准确率都有。"""
+    out = tmp_path / "v.pt"
+    res = _run("snn_tutorial.train", "--dataset", "mnist-sample", "--epochs", "1", "--channels", "4", "4", "--hidden", "16",
+               "--val", "200", "--evals-per-epoch", "2", "--no-progress", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert "训练 600 张、验证 200 张（从训练集留出）" in lines[0]
+    evals = [line for line in lines if line.lstrip().startswith("第 ")]
+    assert len(evals) == 2 and all("验证准确率" in line and "测试" not in line for line in evals)
+    _, ckpt = load_checkpoint(out)
+    assert ckpt["metrics"]["val"] == 200
+    assert lines[-2] == f"最终验证准确率：{ckpt['metrics']['val_acc']:.2%}"
+    assert lines[-1] == f"最终测试准确率：{ckpt['metrics']['test_acc']:.2%}"

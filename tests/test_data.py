@@ -208,3 +208,20 @@ def test_dataloader_route_matches_tensor_route(tmp_path):
     xb, yb = next(iter(loader))
     fast = next(iter(data.tensor_batches(train=False, root=root, batch_size=32)))
     assert torch.allclose(xb, fast[0], atol=1e-6) and torch.equal(yb, fast[1])
+
+
+def test_split_validation_is_fixed_disjoint_and_complete():
+    x, y = data.load_sample()
+    tx, ty, vx, vy = data.split_validation(x, y, 100)
+    assert len(vy) == 100 and len(ty) == len(y) - 100
+    again = data.split_validation(x, y, 100)
+    assert torch.equal(again[2], vx) and torch.equal(again[0], tx)         # 与 --seed 无关：每次同一份验证集
+    rows = {tuple(r.flatten().tolist()) for r in x}
+    assert len(rows) == len(x)                                             # 样本各不相同，下面按内容核对
+    seen = [tuple(r.flatten().tolist()) for r in torch.cat([tx, vx])]
+    assert sorted(seen) == sorted(rows)                                   # 不重不漏
+    assert sorted(torch.cat([ty, vy]).tolist()) == sorted(y.tolist())
+    with pytest.raises(ValueError, match="至少要剩 2 个"):
+        data.split_validation(x, y, len(y) - 1)
+    with pytest.raises(ValueError, match="n_val"):
+        data.split_validation(x, y, 0)
