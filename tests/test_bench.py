@@ -10,7 +10,7 @@ def test_target_report_marks_each_target():
     assert len(lines) == len(bench.TARGETS)
     text = "\n".join(lines)
     assert "✗ (b) / (a) 训练吞吐量：1.50 倍（目标 ≥ 2.00 倍）" in text
-    assert "✓ 本教程模型达到 99.0% 的纯训练时间：45 秒（目标 ≤ 60 秒）" in text
+    assert "✓ 快速配方训练到测试准确率 ≥ 99.0% 的纯训练时间：45 秒（目标 ≤ 60 秒）" in text
     assert "✗ 随包权重的测试准确率：99.61%（目标 ≥ 99.70%）" in text
     assert "✗ 用随包权重评估全部 10,000 张测试图：7.2 秒（目标 ≤ 5.0 秒）" in text
 
@@ -18,5 +18,5 @@ def test_target_report_marks_each_target():
 def test_target_report_unmeasured_and_unreached():
     lines = bench.target_report({"speedup": 2.5, "time_to_99": math.inf})
     assert lines[0].startswith("  ✓")
-    assert "✗ 本教程模型达到 99.0% 的纯训练时间：未达到" in lines[1]
+    assert "✗ 快速配方训练到测试准确率 ≥ 99.0% 的纯训练时间：未达到" in lines[1]
     assert "未测" in lines[2] and "未测" in lines[3]
