@@ -61,15 +61,23 @@ def _core(model: torch.nn.Module) -> torch.nn.Module:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, batches, device: str | torch.device = "cpu", amp: bool = False) -> tuple[float, float]:
-    """返回 (平均损失, 准确率)。多进程时各进程评估自己那一份数据，结果跨进程汇总。"""
+def evaluate(model: torch.nn.Module, batches, device: str | torch.device = "cpu", amp: bool = False,
+             channels_last: bool = True) -> tuple[float, float]:
+    """返回 (平均损失, 准确率)。多进程时各进程评估自己那一份数据，结果跨进程汇总。
+
+    channels_last=True（默认）时把模型的卷积核换成 channels_last 布局（原地修改；前向的数值不变，只是更快）。
+    """
     device = torch.device(device)
     was_training = model.training
-    to_channels_last(model.eval())
+    model.eval()
+    if channels_last:
+        to_channels_last(model)
     loss_fn = _core(model).loss
     total_loss, correct, count = 0.0, 0, 0
     for x, y in batches:
-        x, y = channels_last_input(x.to(device, non_blocking=True)), y.to(device, non_blocking=True)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if channels_last:
+            x = channels_last_input(x)
         with autocast(device, amp):
             out = model(x)
             loss = loss_fn(out.float(), y)
@@ -171,7 +179,8 @@ def fit(
                     writer.add_scalar("train/loss_step", loss.item(), step)
                 if i in eval_at:
                     train_seconds += time.perf_counter() - start
-                    test_loss, test_acc = evaluate(model, test_batches, device)   # 评估总用 float32
+                    # 评估总用 float32；布局跟训练一致（channels_last=False 时不能在训练中途换掉卷积核的布局）
+                    test_loss, test_acc = evaluate(model, test_batches, device, channels_last=channels_last)
                     run_loss, run_correct, run_count = distributed.sum_across(run_loss, run_correct, run_count, device=device)
                     history.epoch.append(epoch + i / steps_per_epoch)
                     history.train_loss.append(run_loss / run_count)

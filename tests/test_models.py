@@ -173,7 +173,7 @@ def test_channels_last_keeps_the_numbers(sample):
         plain = model(x[:64])
         functional.reset_net(model)
         to_channels_last(model)
-        assert model.encoder[0].weight.is_contiguous(memory_format=torch.channels_last)
+        assert model.snn[1].weight.is_contiguous(memory_format=torch.channels_last)
         fast = model(channels_last_input(x[:64]))
     functional.reset_net(model)
     assert torch.equal(plain, fast)
@@ -192,3 +192,15 @@ def test_evaluate_is_float32_whatever_fit_trained_with(monkeypatch):
         test = data.TensorBatches(x[800:], y[800:], batch_size=200, shuffle=False)
         h = fit(model, train, test, epochs=1, lr=3e-3, progress=False)
         assert h.test_acc[-1] == training.evaluate(model, test)[1]
+
+
+def test_fit_without_channels_last_never_switches_layout():
+    """fit(channels_last=False) 中途评估也不能把卷积核换成 channels_last（否则反向的算法在训练中途变了）。"""
+    x, y = data.load_sample()
+    runtime.seed_everything(0)
+    model = CSNN()
+    train = data.TensorBatches(x[:256], y[:256], batch_size=64, seed=0)
+    test = data.TensorBatches(x[800:], y[800:], batch_size=200, shuffle=False)
+    fit(model, train, test, epochs=1, lr=3e-3, evals_per_epoch=2, amp=False, channels_last=False, progress=False)
+    weight = model.snn[1].weight                                   # [32, 32, 3, 3]：两种布局可以区分
+    assert weight.is_contiguous() and not weight.is_contiguous(memory_format=torch.channels_last)
