@@ -251,7 +251,7 @@ def main(argv=None) -> float:
                       progress=not args.no_progress, on_eval=on_eval)
         wall = time.perf_counter() - start
         _, acc = evaluate(net, test, device)
-        val_acc = evaluate(net, val, device)[1] if val is not None else None
+        val_acc = history.test_acc[-1] if val is not None else None   # fit 最后一次评估就在训练结束时、在验证集上
         agree = distributed.parameters_agree(model) if world_size > 1 else True
     except KeyboardInterrupt as exc:
         if main_process:
