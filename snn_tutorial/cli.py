@@ -88,6 +88,22 @@ def positive_float(text: str) -> float:
     return value
 
 
+def float_range(minimum: float, maximum: float, hint: str = ""):
+    """有限的数，且 minimum ≤ 值 ≤ maximum。hint 附在错误消息后面。"""
+
+    def check(text: str) -> float:
+        try:
+            value = float(str(text).strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"应为数字，收到 {text!r}") from None
+        if not math.isfinite(value) or not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"应为 {minimum:g} 到 {maximum:g} 之间的数，收到 {text!r}{hint}")
+        return value
+
+    check.__name__ = "float"
+    return check
+
+
 def device_name(text: str) -> str:
     """设备名：在解析时就确认写法正确、设备可用（auto、cpu、cuda、cuda:N；不支持 mps）。"""
     try:

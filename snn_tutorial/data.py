@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import gzip
+import math
 import os
 import tempfile
 import zlib
@@ -364,6 +365,31 @@ def random_shift(x: torch.Tensor, max_shift: int, fill: float, generator: torch.
     return padded[batch, chan, rows, cols]
 
 
+def random_affine(x: torch.Tensor, max_shift: float, max_rotate: float, max_scale: float, fill: float,
+                  generator: torch.Generator) -> torch.Tensor:
+    """每张图独立地随机旋转至多 max_rotate 度、缩放到 1 ± max_scale 倍、平移至多 max_shift 像素（双线性插值），
+    空出的地方用 fill 填充。三个量各自在范围内均匀抽取；都为 0 时原样返回。"""
+    if not (max_shift or max_rotate or max_scale):
+        return x
+    n, c, h, w = x.shape
+    u = torch.rand(4, n, generator=generator).to(x.device) * 2 - 1             # 每张图 4 个 [-1, 1) 的随机数
+    angle = u[0] * math.radians(max_rotate)
+    inv_scale = 1 / (1 + u[1] * max_scale)
+    cos, sin = torch.cos(angle) * inv_scale, torch.sin(angle) * inv_scale
+    # affine_grid 的矩阵把输出坐标映射到输入坐标（坐标归一化到 [-1, 1]，1 个像素 = 2 / 边长）
+    theta = torch.stack([torch.stack([cos, -sin, u[2] * max_shift * 2 / w], 1),
+                         torch.stack([sin, cos, u[3] * max_shift * 2 / h], 1)], 1).to(x.dtype)
+    grid = torch.nn.functional.affine_grid(theta, [n, c, h, w], align_corners=False)
+    moved = torch.nn.functional.grid_sample(x - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return moved + fill
+
+
+def _check_range(name: str, value, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ValueError(f"{name} 应为 {low:g} 到 {high:g} 之间的数，收到 {value!r}")
+    return float(value)
+
+
 class TensorBatches:
     """把整个数据集作为张量放在内存（或 GPU）里，按批产出标准化后的 (x, y)。
 
@@ -387,6 +413,8 @@ class TensorBatches:
         device: str | torch.device = "cpu",
         drop_last: bool = False,
         max_shift: int = 0,
+        max_rotate: float = 0.0,
+        max_scale: float = 0.0,
         rank: int = 0,
         world_size: int = 1,
         pad: bool = True,
@@ -402,8 +430,10 @@ class TensorBatches:
             raise TypeError("images 与 labels 应为张量")
         if images.dtype != torch.uint8 or (images.dim() != 4 if dataset is not None else images.dim() < 2):
             raise ValueError("images 应为 uint8 张量 [N, C, H, W]" if dataset is not None else "images 应为 uint8 张量 [N, ...]")
-        if dataset is None and max_shift:
-            raise ValueError("max_shift（随机平移）只用于图像数据集，dataset=None 时请设为 0")
+        max_rotate = _check_range("max_rotate", max_rotate, 0, 180)
+        max_scale = _check_range("max_scale", max_scale, 0, 0.9)
+        if dataset is None and (max_shift or max_rotate or max_scale):
+            raise ValueError("max_shift、max_rotate、max_scale（数据增强）只用于图像数据集，dataset=None 时请设为 0")
         if len(images) != len(labels):
             raise ValueError(f"图像数 {len(images)} 与标签数 {len(labels)} 不一致")
         self.device = torch.device(device)
@@ -412,7 +442,7 @@ class TensorBatches:
         self.y = labels.long().to(self.device)
         self.batch_size = int(batch_size)
         self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
-        self.max_shift = max_shift
+        self.max_shift, self.max_rotate, self.max_scale = max_shift, max_rotate, max_scale
         self.fill = 0.0 if self.raw else float(normalize(torch.zeros(1, dtype=torch.uint8), dataset))  # 背景像素标准化后的值
         self.rank, self.world_size, self.pad = rank, world_size, pad
         self.merge_single = merge_single
@@ -461,7 +491,9 @@ class TensorBatches:
             end = start + self.batch_size if i + 1 < len(starts) else stop
             idx = order[start:end]
             x = self.x[idx].float() if self.raw else self.x[idx]
-            if self.max_shift:
+            if self.max_rotate or self.max_scale:   # 旋转、缩放时平移也用插值（不限于整像素）
+                x = random_affine(x, self.max_shift, self.max_rotate, self.max_scale, self.fill, gen)
+            elif self.max_shift:
                 x = random_shift(x, self.max_shift, self.fill, gen)
             yield x, self.y[idx]
 

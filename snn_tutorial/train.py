@@ -32,6 +32,9 @@ DEFAULTS = {  # 每个模型的默认训练设置
     "original": {"epochs": 2, "lr": 0.01, "batch_size": 512, "schedule": "none"},
 }
 MAX_SHIFT = 8  # MNIST 的数字在 28×28 图像中央约 20×20 的区域里，平移再多就会把笔画大量移出画面
+MAX_ROTATE = 45  # 度；转得再多，6 与 9 之类的数字就分不清了
+MAX_SCALE = 0.5  # 缩放到 0.5 … 1.5 倍以内
+AUGMENT = ("max_shift", "max_rotate", "max_scale")
 
 
 def build_parser() -> cli.ArgumentParser:
@@ -61,6 +64,11 @@ def build_parser() -> cli.ArgumentParser:
     p.add_argument("--lr", type=cli.positive_float, default=None, help=f"Adam 学习率，有限的正数（csnn 默认 {DEFAULTS['csnn']['lr']:g}，original {DEFAULTS['original']['lr']:g}）")
     p.add_argument("--max-shift", type=cli.int_range(0, MAX_SHIFT, hint=f"；数字在图像中央约 20×20 的区域，平移超过 {MAX_SHIFT} 像素会把笔画大量移出画面"),
                    default=None, help=f"训练时随机平移图像的最大像素数（数据增强），0 … {MAX_SHIFT}（默认按模型而定：csnn {DEFAULTS['csnn']['max_shift']}，其余 0）")
+    p.add_argument("--max-rotate", type=cli.float_range(0, MAX_ROTATE, hint="；转得太多，6 与 9 之类的数字就分不清了"), default=None,
+                   help=f"训练时随机旋转的最大角度（度），0 … {MAX_ROTATE}（默认 0：不旋转。在验证集上试过，见 README 的“配方是怎么选的”）")
+    p.add_argument("--max-scale", type=cli.float_range(0, MAX_SCALE), default=None,
+                   help=f"训练时随机缩放的最大幅度：缩放到 1 ± 这个数倍，0 … {MAX_SCALE:g}（默认 0：不缩放）。"
+                        "旋转或缩放不为 0 时，平移也改用插值，不限于整像素")
     p.add_argument("--val", type=cli.int_range(0), default=0,
                    help="从训练集按固定种子留出这么多张图作验证集（默认 0：不留）。留出时训练中的评估都在验证集上，"
                         "测试集只在训练结束后评估一次；用来选超参数而不碰测试集")
@@ -80,6 +88,14 @@ def build_parser() -> cli.ArgumentParser:
                         "首次编译还要额外的时间；见 python -m snn_tutorial.bench --epoch-device cpu --compile")
     p.add_argument("--quick", action="store_true", help=f"快速模式（等同于 {quick.QUICK_ENV}=1）：只用小部分数据训练 1 轮")
     return p
+
+
+def describe_augment(max_shift: float = 0, max_rotate: float = 0, max_scale: float = 0) -> str:
+    """数据增强的一句话说明，例如“随机平移至多 2 像素、旋转至多 10°、缩放 1 ± 0.1 倍”。"""
+    parts = [f"平移至多 {max_shift:g} 像素"] if max_shift else []
+    parts += [f"旋转至多 {max_rotate:g}°"] if max_rotate else []
+    parts += [f"缩放 1 ± {max_scale:g} 倍"] if max_scale else []
+    return "随机" + "、".join(parts) if parts else "不做数据增强"
 
 
 def model_config(args) -> dict:
@@ -179,7 +195,7 @@ def main(argv=None) -> float:
     epochs = args.epochs if args.epochs is not None else (1 if is_quick else d["epochs"])
     batch_size = args.batch_size if args.batch_size is not None else d["batch_size"]
     lr = args.lr if args.lr is not None else d["lr"]
-    max_shift = args.max_shift if args.max_shift is not None else d.get("max_shift", 0)
+    augment = {k: getattr(args, k) if getattr(args, k) is not None else d.get(k, 0) for k in AUGMENT}
     if world_size > 1 and batch_size % world_size:
         parser.error(f"批大小 {batch_size} 不能被进程数 {world_size} 整除，请调整 --batch-size")
     if world_size > 1 and batch_size // world_size < 2:
@@ -214,7 +230,7 @@ def main(argv=None) -> float:
         val = data.TensorBatches(val_x[:limit_test], val_y[:limit_test], batch_size=256, shuffle=False, dataset=args.dataset,
                                  device=device, pad=False, **shard)
     train = data.TensorBatches(images[:limit_train], labels[:limit_train], batch_size=batch_size // world_size, seed=args.seed,
-                               dataset=args.dataset, device=device, max_shift=max_shift, **shard)
+                               dataset=args.dataset, device=device, **augment, **shard)
     test = data.tensor_batches(args.dataset, False, args.data_dir, limit=limit_test, batch_size=256, device=device,
                                pad=False, **shard)
     watch = val if val is not None else test   # 训练中评估的数据：有验证集就只看验证集
@@ -223,7 +239,7 @@ def main(argv=None) -> float:
     config = model.config
     say(f"模型 {args.model} {config}，参数 {count_parameters(model):,} 个；数据 {args.dataset}，"
         f"训练 {len(train.y)} 张、{f'验证 {len(val.y)} 张（从训练集留出）、' if val is not None else ''}测试 {len(test.y)} 张；设备 {device}，每进程 CPU 线程 {threads}；"
-        f"{epochs} 轮，批大小 {batch_size}，学习率 {lr}，随机平移至多 {max_shift} 像素"
+        f"{epochs} 轮，批大小 {batch_size}，学习率 {lr}，{describe_augment(**augment)}"
         f"{f'；{world_size} 个进程（DistributedDataParallel）' if world_size > 1 else ''}{'（快速模式）' if is_quick else ''}")
     say(f"检查点将保存到 {out}", flush=True)
     model.to(device)
@@ -232,7 +248,7 @@ def main(argv=None) -> float:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if args.compile:
         net = torch.compile(net)
-    metrics = {"dataset": args.dataset, "batch_size": batch_size, "lr": lr, "max_shift": max_shift, "val": args.val,
+    metrics = {"dataset": args.dataset, "batch_size": batch_size, "lr": lr, **augment, "val": args.val,
                "seed": args.seed, "quick": is_quick, "world_size": world_size,
                "command": "python -m snn_tutorial.train " + " ".join(sys.argv[1:] if argv is None else argv)}
     snapshot = {}  # 最近一次评估时的权重（只在 0 号进程，放在 CPU 内存里），Ctrl+C 时保存它

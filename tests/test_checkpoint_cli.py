@@ -161,3 +161,18 @@ def test_cli_validation_split_keeps_the_test_set_for_the_end(tmp_path):
     assert ckpt["metrics"]["val"] == 200
     assert lines[-2] == f"最终验证准确率：{ckpt['metrics']['val_acc']:.2%}"
     assert lines[-1] == f"最终测试准确率：{ckpt['metrics']['test_acc']:.2%}"
+
+
+@pytest.mark.parametrize("flags, said, recorded", [
+    (["--max-shift", "1", "--max-rotate", "5", "--max-scale", "0"], "随机平移至多 1 像素、旋转至多 5°",
+     {"max_shift": 1, "max_rotate": 5.0, "max_scale": 0}),
+    (["--max-shift", "0", "--max-rotate", "0", "--max-scale", "0"], "不做数据增强", {"max_shift": 0, "max_rotate": 0, "max_scale": 0}),
+])
+def test_cli_augmentation_flags_are_used_and_recorded(tmp_path, flags, said, recorded):
+    out = tmp_path / "a.pt"
+    res = _run("snn_tutorial.train", "--dataset", "mnist-sample", "--epochs", "1", "--channels", "4", "4", "--hidden", "16",
+               *flags, "--no-progress", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert said in res.stdout.splitlines()[0]
+    _, ckpt = load_checkpoint(out)
+    assert {k: ckpt["metrics"][k] for k in recorded} == recorded

@@ -225,3 +225,46 @@ def test_split_validation_is_fixed_disjoint_and_complete():
         data.split_validation(x, y, len(y) - 1)
     with pytest.raises(ValueError, match="n_val"):
         data.split_validation(x, y, 0)
+
+
+def test_random_affine_zero_is_identity_and_background_stays_background():
+    x = torch.randn(8, 1, 28, 28)
+    gen = torch.Generator().manual_seed(0)
+    assert data.random_affine(x, 0, 0, 0, -0.4, gen) is x
+    img = torch.full((64, 1, 28, 28), -0.4)
+    img[:, :, 10:18, 10:18] = 2.0
+    out = data.random_affine(img, 2, 10, 0.1, -0.4, gen)
+    assert torch.equal(out[:, :, :3, :], img[:, :, :3, :])    # 画面边缘仍是背景值（笔画没有挪到那里）
+    assert not torch.equal(out, img)
+
+
+def test_random_affine_rotates_and_scales_within_limits():
+    img = torch.zeros(500, 1, 28, 28)
+    img[:, :, 13:15, 4:24] = 1.0                            # 过中心的一条水平线，长 20 像素
+    gen = torch.Generator().manual_seed(1)
+    rotated = data.random_affine(img, 0, 10, 0, 0.0, gen)[:, 0]
+    ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    w = rotated.clamp(min=0)
+    mass = w.sum((1, 2))
+    cy, cx = (w * ys).sum((1, 2)) / mass, (w * xs).sum((1, 2)) / mass
+    assert torch.allclose(cy, torch.full_like(cy, 13.5), atol=0.3) and torch.allclose(cx, torch.full_like(cx, 13.5), atol=0.3)
+    vy, vx = ys - cy[:, None, None], xs - cx[:, None, None]   # 由二阶矩求主轴的角度
+    angle = 0.5 * torch.atan2(2 * (w * vy * vx).sum((1, 2)), (w * vx * vx).sum((1, 2)) - (w * vy * vy).sum((1, 2)))
+    degrees = angle.rad2deg().abs()
+    assert degrees.max() <= 10.5 and degrees.max() >= 8      # 不超过 10°，也确实转到了接近 10°
+    scaled = data.random_affine(img, 0, 0, 0.2, 0.0, gen)[:, 0]
+    factor = (scaled.sum((1, 2)) / img[:, 0].sum((1, 2))).sqrt()   # 面积按缩放倍数的平方变化
+    assert factor.min() >= 0.8 - 0.04 and factor.max() <= 1.2 + 0.04     # 插值让细线的面积略有出入
+    assert factor.max() - factor.min() > 0.3                 # 倍数确实在 0.8 … 1.2 里随机变化
+
+
+def test_tensor_batches_augmentation_is_reproducible_and_validated():
+    x = torch.randint(0, 256, (40, 1, 28, 28), dtype=torch.uint8)
+    first = [b for b, _ in TensorBatches(x, torch.zeros(40), 16, seed=3, max_shift=2, max_rotate=10, max_scale=0.1)]
+    again = [b for b, _ in TensorBatches(x, torch.zeros(40), 16, seed=3, max_shift=2, max_rotate=10, max_scale=0.1)]
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    for bad in ({"max_rotate": -1}, {"max_rotate": 181}, {"max_scale": 1.0}, {"max_rotate": float("nan")}, {"max_scale": True}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            TensorBatches(x, torch.zeros(40), 16, **bad)
+    with pytest.raises(ValueError, match="max_rotate"):
+        TensorBatches(x, torch.zeros(40), 16, dataset=None, max_rotate=5)

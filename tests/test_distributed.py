@@ -8,7 +8,7 @@ import torch
 from snn_tutorial import data, runtime
 from snn_tutorial.checkpoint import load_checkpoint
 from snn_tutorial.models import build_model
-from snn_tutorial.train import DEFAULTS
+from snn_tutorial.train import AUGMENT, DEFAULTS
 from snn_tutorial.training import evaluate, fit
 
 ARGS = ["--dataset", "mnist-sample", "--epochs", "1", "--batch-size", "64", "--no-progress"]
@@ -46,7 +46,7 @@ def test_single_process_cli_matches_plain_fit(tmp_path):
     runtime.seed_everything(0)
     model = build_model("csnn")
     recipe = DEFAULTS["csnn"]
-    train = data.tensor_batches("mnist-sample", True, batch_size=64, seed=0, max_shift=recipe["max_shift"])
+    train = data.tensor_batches("mnist-sample", True, batch_size=64, seed=0, **{k: recipe.get(k, 0) for k in AUGMENT})
     test = data.tensor_batches("mnist-sample", False, batch_size=256)
     fit(model, train, test, epochs=1, lr=recipe["lr"], progress=False)
     for (k, a), b in zip(model.state_dict().items(), cli_model.state_dict().values()):
