@@ -374,8 +374,8 @@ def random_affine(x: torch.Tensor, max_shift: float, max_rotate: float, max_scal
     n, c, h, w = x.shape
     u = torch.rand(4, n, generator=generator).to(x.device) * 2 - 1             # 每张图 4 个 [-1, 1) 的随机数
     angle = u[0] * math.radians(max_rotate)
-    inv_scale = 1 / (1 + u[1] * max_scale)
-    cos, sin = torch.cos(angle) * inv_scale, torch.sin(angle) * inv_scale
+    scale = 1 + u[1] * max_scale
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     # affine_grid 的矩阵把输出坐标映射到输入坐标（坐标归一化到 [-1, 1]，1 个像素 = 2 / 边长）
     theta = torch.stack([torch.stack([cos, -sin, u[2] * max_shift * 2 / w], 1),
                          torch.stack([sin, cos, u[3] * max_shift * 2 / h], 1)], 1).to(x.dtype)
