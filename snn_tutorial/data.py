@@ -499,16 +499,25 @@ class TensorBatches:
 
 
 VALIDATION_SEED = 0  # 验证集的划分与训练的随机种子无关：不同的 --seed 用的是同一份验证集
+VALIDATION_SPLITS = ("random", "tail")
 
 
-def split_validation(images: torch.Tensor, labels: torch.Tensor, n_val: int, seed: int = VALIDATION_SEED):
-    """从训练集里按固定种子随机留出 n_val 个样本作验证集（用来选超参数，测试集只在最后用一次）。
+def split_validation(images: torch.Tensor, labels: torch.Tensor, n_val: int, seed: int = VALIDATION_SEED,
+                     how: str = "random"):
+    """从训练集里留出 n_val 个样本作验证集（用来选超参数，测试集只在最后用一次）。
 
+    how="random"（默认）：按固定种子随机留出；how="tail"：留出最后 n_val 个（连续的一段，顺序不变）。
+    MNIST 训练集里相邻的图常出自同一个书写者，连续的一段与其余部分共享的书写者比随机抽取的少。
     返回 (训练图像, 训练标签, 验证图像, 验证标签)；训练部分至少要剩 2 个样本。
     """
     _check_count("n_val", n_val, 1)
+    if how not in VALIDATION_SPLITS:
+        raise ValueError(f"how 应为 {' 或 '.join(map(repr, VALIDATION_SPLITS))}，收到 {how!r}")
     if n_val > len(labels) - 2:
         raise ValueError(f"验证集 {n_val} 个样本太多：训练集只有 {len(labels)} 个，留出后至少要剩 2 个用来训练")
+    if how == "tail":
+        n = len(labels) - n_val
+        return images[:n], labels[:n], images[n:], labels[n:]
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
     val, train = order[:n_val], order[n_val:]
     return images[train], labels[train], images[val], labels[val]

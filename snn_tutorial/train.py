@@ -72,6 +72,9 @@ def build_parser() -> cli.ArgumentParser:
     p.add_argument("--val", type=cli.int_range(0), default=0,
                    help="从训练集按固定种子留出这么多张图作验证集（默认 0：不留）。留出时训练中的评估都在验证集上，"
                         "测试集只在训练结束后评估一次；用来选超参数而不碰测试集")
+    p.add_argument("--val-split", choices=list(data.VALIDATION_SPLITS), default=None,
+                   help="验证集怎样留出（须与 --val 一起用）：random（默认，按固定种子随机抽取）或 tail（训练集最后的连续一段；"
+                        "相邻的图常出自同一个书写者，连续的一段与训练部分共享的书写者更少）")
     p.add_argument("--device", type=cli.device_name, default="auto", help=cli.DEVICE_HELP)
     p.add_argument("--threads", type=cli.positive_int, default=None, help="每个进程的 CPU 线程数，≥ 1（默认：全部可用核 / 本机进程数）")
     p.add_argument("--data-dir", default=None, help=f"数据目录（默认：环境变量 {data.DATA_ENV}，否则仓库下的 data/）")
@@ -189,6 +192,9 @@ def main(argv=None) -> float:
         parser.error(f"--pool 只用于 --model ann（{args.model} 的池化方式是固定的）")
     if args.deployable and args.model != "csnn":
         parser.error(f"--deployable 只用于 --model csnn（{args.model} 没有可部署变体）")
+    if args.val_split is not None and not args.val:
+        parser.error("--val-split 须与 --val 一起用（例如 --val 5000 --val-split tail）：不留验证集时没有什么可划分的")
+    val_split = args.val_split or "random"
     rank, world_size, local_rank = distributed.world()
     is_quick = args.quick or quick.is_quick()
     d = DEFAULTS[args.model]
@@ -224,7 +230,7 @@ def main(argv=None) -> float:
     val = None
     if args.val:
         try:
-            images, labels, val_x, val_y = data.split_validation(images, labels, args.val)
+            images, labels, val_x, val_y = data.split_validation(images, labels, args.val, how=val_split)
         except ValueError as err:
             cli.fail(f"错误：参数 --val：{err}（训练还没有开始）")
         val = data.TensorBatches(val_x[:limit_test], val_y[:limit_test], batch_size=256, shuffle=False, dataset=args.dataset,
@@ -237,8 +243,9 @@ def main(argv=None) -> float:
     watch_name = "验证" if val is not None else "测试"
 
     config = model.config
+    where_val = "末尾连续" if val_split == "tail" else "随机"
     say(f"模型 {args.model} {config}，参数 {count_parameters(model):,} 个；数据 {args.dataset}，"
-        f"训练 {len(train.y)} 张、{f'验证 {len(val.y)} 张（从训练集留出）、' if val is not None else ''}测试 {len(test.y)} 张；设备 {device}，每进程 CPU 线程 {threads}；"
+        f"训练 {len(train.y)} 张、{f'验证 {len(val.y)} 张（从训练集{where_val}留出）、' if val is not None else ''}测试 {len(test.y)} 张；设备 {device}，每进程 CPU 线程 {threads}；"
         f"{epochs} 轮，批大小 {batch_size}，学习率 {lr}，{describe_augment(**augment)}"
         f"{f'；{world_size} 个进程（DistributedDataParallel）' if world_size > 1 else ''}{'（快速模式）' if is_quick else ''}")
     say(f"检查点将保存到 {out}", flush=True)
@@ -249,6 +256,7 @@ def main(argv=None) -> float:
     if args.compile:
         net = torch.compile(net)
     metrics = {"dataset": args.dataset, "batch_size": batch_size, "lr": lr, **augment, "val": args.val,
+               **({"val_split": val_split} if args.val else {}),
                "seed": args.seed, "quick": is_quick, "world_size": world_size,
                "command": "python -m snn_tutorial.train " + " ".join(sys.argv[1:] if argv is None else argv)}
     snapshot = {}  # 最近一次评估时的权重（只在 0 号进程，放在 CPU 内存里），Ctrl+C 时保存它

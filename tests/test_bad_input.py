@@ -275,6 +275,8 @@ CASES = [
     Case("max-rotate-word", "train", [*TINY, "--max-rotate", "ten"], 2, ["--max-rotate", "应为数字"]),
     Case("max-scale-nan", "train", [*TINY, "--max-scale", "nan"], 2, ["--max-scale", "0 到 0.5"]),
     Case("max-scale-negative", "train", [*TINY, "--max-scale", "-0.1"], 2, ["--max-scale"]),
+    Case("val-split-without-val", "train", [*TINY, "--val-split", "tail"], 2, ["--val-split 须与 --val 一起用"]),
+    Case("val-split-unknown", "train", [*TINY, "--val", "100", "--val-split", "writer"], 2, ["--val-split", "'writer' 无效", "tail"]),
     Case("seed-negative", "train", [*TINY, "--seed", "-1"], 2, ["--seed", "0 到 4294967295"]),
     Case("seed-too-big", "train", [*TINY, "--seed", str(2**32)], 2, ["--seed"]),
     Case("model-unknown", "train", ["--model", "resnet"], 2, ["--model", "'resnet' 无效", "csnn"]),

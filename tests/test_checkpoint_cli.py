@@ -154,13 +154,24 @@ def test_cli_validation_split_keeps_the_test_set_for_the_end(tmp_path):
                "--val", "200", "--evals-per-epoch", "2", "--no-progress", "--out", str(out))
     assert res.returncode == 0, res.stderr
     lines = res.stdout.strip().splitlines()
-    assert "训练 600 张、验证 200 张（从训练集留出）" in lines[0]
+    assert "训练 600 张、验证 200 张（从训练集随机留出）" in lines[0]
     evals = [line for line in lines if line.lstrip().startswith("第 ")]
     assert len(evals) == 2 and all("验证准确率" in line and "测试" not in line for line in evals)
     _, ckpt = load_checkpoint(out)
-    assert ckpt["metrics"]["val"] == 200
+    assert ckpt["metrics"]["val"] == 200 and ckpt["metrics"]["val_split"] == "random"
     assert lines[-2] == f"最终验证准确率：{ckpt['metrics']['val_acc']:.2%}"
     assert lines[-1] == f"最终测试准确率：{ckpt['metrics']['test_acc']:.2%}"
+
+
+def test_cli_tail_validation_split_is_used_and_recorded(tmp_path):
+    """--val-split tail：留出的是训练集最后的连续一段；开头一行说明，检查点记录下来。"""
+    out = tmp_path / "t.pt"
+    res = _run("snn_tutorial.train", "--dataset", "mnist-sample", "--epochs", "1", "--channels", "4", "4", "--hidden", "16",
+               "--val", "200", "--val-split", "tail", "--no-progress", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "训练 600 张、验证 200 张（从训练集末尾连续留出）" in res.stdout.splitlines()[0]
+    _, ckpt = load_checkpoint(out)
+    assert ckpt["metrics"]["val_split"] == "tail" and ckpt["metrics"]["val"] == 200
 
 
 @pytest.mark.parametrize("flags, said, recorded", [

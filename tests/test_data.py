@@ -227,6 +227,18 @@ def test_split_validation_is_fixed_disjoint_and_complete():
         data.split_validation(x, y, 0)
 
 
+def test_split_validation_tail_keeps_the_last_block_in_order():
+    x, y = data.load_sample()
+    tx, ty, vx, vy = data.split_validation(x, y, 100, how="tail")
+    assert torch.equal(vx, x[-100:]) and torch.equal(vy, y[-100:])        # 最后 100 个，顺序不变
+    assert torch.equal(tx, x[:-100]) and torch.equal(ty, y[:-100])
+    assert not torch.equal(data.split_validation(x, y, 100)[2], vx)       # 与默认的随机抽取不同
+    with pytest.raises(ValueError, match="how"):
+        data.split_validation(x, y, 100, how="writer")
+    with pytest.raises(ValueError, match="至少要剩 2 个"):
+        data.split_validation(x, y, len(y) - 1, how="tail")
+
+
 def test_random_affine_zero_is_identity_and_background_stays_background():
     x = torch.randn(8, 1, 28, 28)
     gen = torch.Generator().manual_seed(0)
