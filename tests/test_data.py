@@ -239,6 +239,18 @@ def test_split_validation_tail_keeps_the_last_block_in_order():
         data.split_validation(x, y, len(y) - 1, how="tail")
 
 
+def test_check_split_sees_writers_in_contiguous_runs(monkeypatch):
+    """假数据：24 个“书写者”各写 10 张几乎相同的图、顺序排列。连续分份时同一书写者的图全被留出，最近邻只能找别人的图。"""
+    gen = torch.Generator().manual_seed(0)
+    prototypes = torch.randint(0, 256, (24, 1, 28, 28), generator=gen).float()
+    images = (prototypes.repeat_interleave(10, 0) + torch.randn(240, 1, 28, 28, generator=gen)).clamp(0, 255).to(torch.uint8)
+    labels = torch.arange(24).remainder(10).repeat_interleave(10)
+    monkeypatch.setattr(data, "load_raw", lambda *a, **k: (images, labels))
+    r = data.check_split(folds=12)
+    assert r["adjacent"] < r["random"] / 5                   # 相邻的图几乎相同
+    assert r["knn_random"] < 0.05 and r["knn_tail"] > 0.5    # 随机分份时同一书写者的图还在参考集里
+
+
 def test_random_affine_zero_is_identity_and_background_stays_background():
     x = torch.randn(8, 1, 28, 28)
     gen = torch.Generator().manual_seed(0)
