@@ -641,7 +641,7 @@ def check_split(root: str | os.PathLike | None = None, folds: int = 12) -> dict[
     返回（并由 python -m snn_tutorial.data --check-split 打印）：
     - adjacent / random：同一类别里，按原顺序相邻的两张图与随机配对的两张图的平均像素距离；
     - knn_tail / knn_random：把训练集分成 folds 份，每份用其余各份做最近邻分类的错误率，
-      分别按连续的段（与 how="tail" 同样的切法）与按固定种子随机分份。
+      分别按连续的段（与 how="tail" 同样的切法）与按固定种子随机分份；knn_tail_last 是最后一段的错误率。
     """
     images, labels = load_raw("mnist", train=True, root=root, download=False)
     x, y = images.flatten(1).float().div(255), labels
@@ -653,14 +653,16 @@ def check_split(root: str | os.PathLike | None = None, folds: int = 12) -> dict[
         random_pairs.append((xc - xc[torch.randperm(len(xc), generator=gen)]).norm(dim=1))
     result = {"adjacent": torch.cat(adjacent).mean().item(), "random": torch.cat(random_pairs).mean().item()}
     size = len(y) // folds
+    result["fold_size"] = size
     for name, order in (("knn_tail", torch.arange(len(y))),
                         ("knn_random", torch.randperm(len(y), generator=torch.Generator().manual_seed(VALIDATION_SEED)))):
-        wrong = 0
+        wrong = []
         for k in range(folds):
             held = torch.zeros(len(y), dtype=torch.bool)
             held[order[k * size:(k + 1) * size]] = True
-            wrong += _nearest_neighbour_wrong(x[held], y[held], x[~held], y[~held]).sum().item()
-        result[name] = wrong / (size * folds)
+            wrong.append(_nearest_neighbour_wrong(x[held], y[held], x[~held], y[~held]).sum().item())
+        result[name] = sum(wrong) / (size * folds)
+        result[name + "_last"] = wrong[-1] / size
     return result
 
 
@@ -681,6 +683,7 @@ def _main(argv=None) -> None:
             r = check_split(args.data_dir)
             print(f"同一类别里按原顺序相邻的两张图：平均像素距离 {r['adjacent']:.3f}；随机配对：{r['random']:.3f}")
             print(f"训练集分成 12 份、每份用其余各份做最近邻分类的错误率：连续的段 {r['knn_tail']:.2%}，随机分份 {r['knn_random']:.2%}")
+            print(f"  其中最后一段（{r['fold_size']} 张，即 --val {r['fold_size']} --val-split tail 的验证集）：{r['knn_tail_last']:.2%}")
         else:
             parser.print_help()
 

@@ -249,6 +249,7 @@ def test_check_split_sees_writers_in_contiguous_runs(monkeypatch):
     r = data.check_split(folds=12)
     assert r["adjacent"] < r["random"] / 5                   # 相邻的图几乎相同
     assert r["knn_random"] < 0.05 and r["knn_tail"] > 0.5    # 随机分份时同一书写者的图还在参考集里
+    assert r["fold_size"] == 20 and r["knn_tail_last"] >= 0.5
 
 
 def test_random_affine_zero_is_identity_and_background_stays_background():
