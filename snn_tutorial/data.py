@@ -390,6 +390,18 @@ def _check_range(name: str, value, low: float, high: float) -> float:
     return float(value)
 
 
+_GOLDEN = 0x9E3779B9   # 2^32 / 黄金分割比，取整
+
+
+def _mix(seed: int, epoch: int, rank: int = 0) -> int:
+    """把 (种子, 轮次, 进程号) 合成一个 32 位的随机数种子（CPU 生成器只用种子的低 32 位）。
+
+    种子相差 1，合成值就相差约 26 亿，所以不同种子的各轮不会撞上同一个洗牌顺序（写成 seed + epoch 时，
+    种子 1 的第 e 轮就是种子 0 的第 e + 1 轮）。种子 0、进程 0 时合成值就是 epoch，与早先的写法相同。
+    """
+    return (seed * _GOLDEN + epoch + rank * _GOLDEN * _GOLDEN) % 2**32
+
+
 class TensorBatches:
     """把整个数据集作为张量放在内存（或 GPU）里，按批产出标准化后的 (x, y)。
 
@@ -436,6 +448,8 @@ class TensorBatches:
             raise ValueError("max_shift、max_rotate、max_scale（数据增强）只用于图像数据集，dataset=None 时请设为 0")
         if len(images) != len(labels):
             raise ValueError(f"图像数 {len(images)} 与标签数 {len(labels)} 不一致")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+            raise ValueError(f"seed 应为 0 到 {2**32 - 1} 之间的整数，收到 {seed!r}")
         self.device = torch.device(device)
         self.raw = dataset is None
         self.x = (images if self.raw else normalize(images, dataset)).to(self.device)
@@ -454,7 +468,7 @@ class TensorBatches:
     def _indices(self) -> torch.Tensor:
         n = len(self.y)
         if self.shuffle:
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(_mix(self.seed, self.epoch)))
         else:
             order = torch.arange(n)
         if self.world_size > 1:  # 与 DistributedSampler 相同：（训练时）补齐到能整除，再隔 world_size 取一个
@@ -483,7 +497,8 @@ class TensorBatches:
 
     def __iter__(self):
         order = self._indices().to(self.device)
-        gen = torch.Generator().manual_seed(10_007 * (self.seed + 1) + self.epoch)
+        # 增强的随机数：各进程不同（0 号进程与单进程相同），否则每个进程的第 k 张图会得到同样的变换
+        gen = torch.Generator().manual_seed(_mix(10_007 * (self.seed + 1) + self.epoch, 0, self.rank))
         self.epoch += 1
         starts = self._starts(len(order))
         stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)

@@ -196,6 +196,8 @@ def main(argv=None) -> float:
         parser.error("--val-split 须与 --val 一起用（例如 --val 5000 --val-split tail）：不留验证集时没有什么可划分的")
     val_split = args.val_split or "random"
     rank, world_size, local_rank = distributed.world()
+    if args.val and args.val < world_size:
+        parser.error(f"--val {args.val} 比进程数 {world_size} 还少：每个进程至少要分到 1 张验证图，请增大 --val 或减少进程数")
     is_quick = args.quick or quick.is_quick()
     d = DEFAULTS[args.model]
     epochs = args.epochs if args.epochs is not None else (1 if is_quick else d["epochs"])
@@ -232,7 +234,7 @@ def main(argv=None) -> float:
         try:
             images, labels, val_x, val_y = data.split_validation(images, labels, args.val, how=val_split)
         except ValueError as err:
-            cli.fail(f"错误：参数 --val：{err}（训练还没有开始）")
+            cli.fail(f"参数 --val：{err}（训练还没有开始）")
         val = data.TensorBatches(val_x[:limit_test], val_y[:limit_test], batch_size=256, shuffle=False, dataset=args.dataset,
                                  device=device, pad=False, **shard)
     train = data.TensorBatches(images[:limit_train], labels[:limit_train], batch_size=batch_size // world_size, seed=args.seed,

@@ -73,6 +73,7 @@ def evaluate(model: torch.nn.Module, batches, device: str | torch.device = "cpu"
     if channels_last:
         to_channels_last(model)
     loss_fn = _core(model).loss
+    functional.reset_net(model)   # 先清空状态：之前被打断的前向（例如在笔记本里按了中断）留下的膜电位不能混进第一批
     total_loss, correct, count = 0.0, 0, 0
     for x, y in batches:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)

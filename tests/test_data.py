@@ -239,6 +239,30 @@ def test_split_validation_tail_keeps_the_last_block_in_order():
         data.split_validation(x, y, len(y) - 1, how="tail")
 
 
+def test_shuffle_orders_of_different_seeds_do_not_overlap():
+    """种子 s 的第 e+1 轮不能与种子 s+1 的第 e 轮顺序相同（早先 seed + epoch 的写法就是这样）；种子 0 的顺序保持不变。"""
+    x, y = data.load_sample()
+
+    def order(seed, epoch):
+        batches = TensorBatches(x, y, 1000, seed=seed, dataset="mnist-sample")
+        batches.set_epoch(epoch)
+        return batches._indices()
+
+    assert not torch.equal(order(0, 1), order(1, 0)) and not torch.equal(order(1, 1), order(2, 0))
+    assert torch.equal(order(0, 3), torch.randperm(len(y), generator=torch.Generator().manual_seed(3)))
+
+
+def test_augmentation_differs_between_processes():
+    """多进程时各进程的第 k 张图不应得到同样的随机平移。"""
+    x = torch.zeros(8, 1, 28, 28, dtype=torch.uint8)
+    x[:, :, 14, 14] = 255
+    where = []
+    for rank in (0, 1):
+        batch, _ = next(iter(TensorBatches(x, torch.zeros(8), 4, seed=0, max_shift=2, rank=rank, world_size=2)))
+        where.append([tuple(torch.nonzero(img[0] == img.max()).flatten().tolist()) for img in batch])
+    assert where[0] != where[1]
+
+
 def test_check_split_sees_writers_in_contiguous_runs(monkeypatch):
     """假数据：24 个“书写者”各写 10 张几乎相同的图、顺序排列。连续分份时同一书写者的图全被留出，最近邻只能找别人的图。"""
     gen = torch.Generator().manual_seed(0)

@@ -204,3 +204,15 @@ def test_fit_without_channels_last_never_switches_layout():
     fit(model, train, test, epochs=1, lr=3e-3, evals_per_epoch=2, amp=False, channels_last=False, progress=False)
     weight = model.snn[1].weight                                   # [32, 32, 3, 3]：两种布局可以区分
     assert weight.is_contiguous() and not weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_evaluate_clears_state_left_by_an_interrupted_forward():
+    """之前的前向没有 reset_net（例如在笔记本里中断了训练）：evaluate 的结果应与干净的模型相同。"""
+    runtime.seed_everything(0)
+    model = CSNN(channels=(4, 4), hidden=16).eval()
+    batches = data.TensorBatches(*data.load_sample(), batch_size=100, shuffle=False, dataset="mnist-sample")
+    clean = evaluate(model, batches, channels_last=False)
+    with torch.no_grad():
+        model(next(iter(batches))[0][:50] * 3)                 # 留下膜电位，不重置
+    assert any(getattr(m, "v", 0.0) is not None and torch.is_tensor(getattr(m, "v", None)) for m in model.modules())
+    assert evaluate(model, batches, channels_last=False) == clean
