@@ -19,7 +19,7 @@ from urllib.error import URLError
 import torch
 from torchvision import datasets, transforms
 
-from .runtime import describe_os_error, writable_dir_problem
+from .runtime import SEED_MAX, describe_os_error, writable_dir_problem
 
 DATA_ENV = "SNN_DATA_DIR"
 
@@ -448,8 +448,8 @@ class TensorBatches:
             raise ValueError("max_shift、max_rotate、max_scale（数据增强）只用于图像数据集，dataset=None 时请设为 0")
         if len(images) != len(labels):
             raise ValueError(f"图像数 {len(images)} 与标签数 {len(labels)} 不一致")
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-            raise ValueError(f"seed 应为 0 到 {2**32 - 1} 之间的整数，收到 {seed!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+            raise ValueError(f"seed 应为 0 到 {SEED_MAX} 之间的整数，收到 {seed!r}")
         self.device = torch.device(device)
         self.raw = dataset is None
         self.x = (images if self.raw else normalize(images, dataset)).to(self.device)
@@ -668,7 +668,7 @@ def check_split(root: str | os.PathLike | None = None, folds: int = 12) -> dict[
         random_pairs.append((xc - xc[torch.randperm(len(xc), generator=gen)]).norm(dim=1))
     result = {"adjacent": torch.cat(adjacent).mean().item(), "random": torch.cat(random_pairs).mean().item()}
     size = len(y) // folds
-    result["fold_size"] = size
+    result.update(folds=folds, fold_size=size)
     for name, order in (("knn_tail", torch.arange(len(y))),
                         ("knn_random", torch.randperm(len(y), generator=torch.Generator().manual_seed(VALIDATION_SEED)))):
         wrong = []
@@ -697,7 +697,7 @@ def _main(argv=None) -> None:
         elif args.check_split:
             r = check_split(args.data_dir)
             print(f"同一类别里按原顺序相邻的两张图：平均像素距离 {r['adjacent']:.3f}；随机配对：{r['random']:.3f}")
-            print(f"训练集分成 12 份、每份用其余各份做最近邻分类的错误率：连续的段 {r['knn_tail']:.2%}，随机分份 {r['knn_random']:.2%}")
+            print(f"训练集分成 {r['folds']} 份、每份用其余各份做最近邻分类的错误率：连续的段 {r['knn_tail']:.2%}，随机分份 {r['knn_random']:.2%}")
             print(f"  其中最后一段（{r['fold_size']} 张，即 --val {r['fold_size']} --val-split tail 的验证集）：{r['knn_tail_last']:.2%}")
         else:
             parser.print_help()

@@ -70,7 +70,7 @@ def build_parser() -> cli.ArgumentParser:
                    help=f"训练时随机缩放的最大幅度：缩放到 1 ± 这个数倍，0 … {MAX_SCALE:g}（默认 0：不缩放）。"
                         "旋转或缩放不为 0 时，平移也改用插值，不限于整像素")
     p.add_argument("--val", type=cli.int_range(0), default=0,
-                   help="从训练集按固定种子留出这么多张图作验证集（默认 0：不留）。留出时训练中的评估都在验证集上，"
+                   help="从训练集留出这么多张图作验证集（默认 0：不留；怎样留出见 --val-split）。留出时训练中的评估都在验证集上，"
                         "测试集只在训练结束后评估一次；用来选超参数而不碰测试集")
     p.add_argument("--val-split", choices=list(data.VALIDATION_SPLITS), default=None,
                    help="验证集怎样留出（须与 --val 一起用）：random（默认，按固定种子随机抽取）或 tail（训练集最后的连续一段；"
