@@ -1,7 +1,7 @@
 """网页版教程（Sphinx + MyST-NB）的配置。
 
 在仓库根目录运行 `sphinx-build -c book . _build/book`：源目录是仓库根目录，配置在 book/。
-只读入 book/index.md 与 notebooks/ 下带编号的笔记本；笔记本不重新执行，直接用提交时保存的输出。
+只读入 book/ 下的页面（首页、术语表、实验记录……）与 notebooks/ 下带编号的笔记本；笔记本不重新执行，直接用提交时保存的输出。
 """
 
 import html
@@ -27,7 +27,7 @@ html_search_language = "zh"          # 中文分词用 jieba；没有 jieba 时 
 extensions = ["myst_nb", "sphinx-mathjax-offline"]   # 后者把 MathJax 3 复制进输出目录，离线也能显示公式
 
 root_doc = "book/index"
-include_patterns = ["book/index.md", "notebooks/[0-9][0-9]_*.ipynb"]
+include_patterns = ["book/*.md", "notebooks/[0-9][0-9]_*.ipynb"]
 # Sphinx 会遍历源目录下没有被排除的每个文件夹：把 book/ 与 notebooks/ 以外的一切都排除（.venv、data、runs、_build……）
 exclude_patterns = sorted({p.name for p in ROOT.iterdir()} - {"book", "notebooks"} | {"_build"})
 exclude_patterns += ["**/.ipynb_checkpoints"]

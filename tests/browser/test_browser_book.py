@@ -24,6 +24,7 @@ BUILD = [sys.executable, "-m", "sphinx", "-E", "-W", "--keep-going", "-q", "-c",
 CJK_FONT = re.compile(r"CJK|Han Sans|Han Serif|WenQuanYi|Droid Sans Fallback|AR PL|YaHei|SimSun|SimHei|DengXian|"
                       r"PingFang|Hiragino|Heiti|Songti|STHeiti|Noto Sans SC|Noto Serif SC", re.IGNORECASE)
 SEARCH_TERM = "膜电位"
+BOOK_PAGES = sorted((ROOT / "book").glob("*.md"))      # 首页与参考页（术语表、实验记录……）
 
 
 def _markdown_text(path: Path) -> str:
@@ -80,12 +81,15 @@ def test_book_builds_and_lists_every_notebook(book):
     assert listed == [p.stem for p in NOTEBOOKS], "首页目录应当按编号列出全部笔记本"
     for path in NOTEBOOKS:
         assert (book / "notebooks" / f"{path.stem}.html").is_file(), f"{path.name} 没有对应的网页"
+    for path in BOOK_PAGES:
+        assert (book / "book" / f"{path.stem}.html").is_file(), f"book/{path.name} 没有对应的网页"
     assert (book / "index.html").is_file(), "根目录应当有跳到首页的 index.html"
 
 
 def _pages(book: Path) -> list[str]:
     """网页版的全部页面（按当前的笔记本列出，不会去看旧构建留下的页面）。"""
     pages = ["index.html", "book/index.html", "genindex.html", "search.html"]
+    pages += [f"book/{p.stem}.html" for p in BOOK_PAGES if p.stem != "index"]
     pages += [f"notebooks/{p.stem}.html" for p in NOTEBOOKS]
     missing = [page for page in pages if not (book / page).is_file()]
     assert not missing, f"网页版缺少这些页面：{missing}"
