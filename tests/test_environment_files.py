@@ -59,3 +59,16 @@ def test_python_requirement_matches_spikingjelly():
     assert f"需要 {text} 以上" in (ROOT / "README.md").read_text(encoding="utf-8"), "README 应写明最低 Python 版本"
     setup_nb = (ROOT / "notebooks" / "00_setup.ipynb").read_text(encoding="utf-8")
     assert f"Python ≥ {required[0]}.{required[1]}" in setup_nb, "笔记本 00 的自检表应检查同样的最低版本"
+
+
+def test_cjk_font_package_is_a_core_dependency():
+    """pip install -e . 就要带上中文字体（不放在 dev 里）；两个环境文件里版本相同。"""
+    from snn_tutorial.plotting import PIP_FONT_PACKAGE
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    in_pyproject = [d.replace(" ", "") for d in project["dependencies"] if _name(d) == PIP_FONT_PACKAGE]
+    env = yaml.safe_load((ROOT / "environment.yml").read_text(encoding="utf-8"))
+    in_env = [d.replace(" ", "") for e in env["dependencies"] if isinstance(e, dict)
+              for d in e["pip"] if _name(d) == PIP_FONT_PACKAGE]
+    assert len(in_pyproject) == 1, f"pyproject.toml 的 dependencies 里应当有 {PIP_FONT_PACKAGE}"
+    assert in_env == in_pyproject, f"environment.yml 的 pip 部分应当有同样的 {in_pyproject}"
