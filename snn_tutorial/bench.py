@@ -186,7 +186,8 @@ def time_epoch(root, device: str, compile_model: bool = False) -> float:
 def main(argv=None) -> None:
     p = cli.ArgumentParser(prog="python -m snn_tutorial.bench", description="在本机测量训练吞吐量与达到目标准确率所需的时间。")
     p.add_argument("--data-dir", default=None, help=f"数据目录（默认：环境变量 {data.DATA_ENV}，否则仓库下的 data/）")
-    p.add_argument("--steps", type=cli.positive_int, default=None, help="每项吞吐量测量的训练步数，≥ 1（默认 60，快速模式 5）")
+    p.add_argument("--steps", type=cli.int_range(1, 10_000, hint="；每项测量 60 步就够了，再多只是等得更久"), default=None,
+                   help="每项吞吐量测量的训练步数，1 … 10000（默认 60，快速模式 5）")
     p.add_argument("--skip-accuracy", action="store_true", help="只测吞吐量，不测达到目标准确率的时间")
     p.add_argument("--epoch-device", type=cli.device_name, default=None,
                    help="只做一件事：在该设备（cpu、cuda、cuda:1）上计时训练一轮默认模型并报告图/秒（先跑一轮预热）")

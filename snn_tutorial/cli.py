@@ -1,22 +1,23 @@
-"""命令行工具（train、evaluate、bench、data）共用的部分：参数校验、中文报错、退出码、Ctrl+C 与 SIGTERM。
+"""命令行工具（train、evaluate、bench、export、data）共用的部分：参数校验、中文报错、退出码、Ctrl+C、SIGTERM 与 SIGHUP。
 
 原则：坏的输入在开始干活之前就被发现。参数在解析时由 type= 校验（不合法 → 一行中文错误，退出码 2）；
 输出位置在训练开始前试写一次；运行中的错误只打印一段中文说明，不打印 Python 的调用栈。
 
-退出码：0 成功；1 工作做完了，但结果没能按要求保存（已另存到别处）；2 输入有误，在开始工作前就停下了；
-130 被 Ctrl+C 中断；143 收到 SIGTERM（例如 kill 或作业系统要求退出）。
+退出码：0 成功；1 工作没有按要求完成（结果已另存到别处，或运行中出错、训练发散）；2 输入有误，在开始工作前就停下了；
+129 收到 SIGHUP（终端或 SSH 连接断开）；130 被 Ctrl+C 中断；143 收到 SIGTERM（例如 kill 或作业系统要求退出）。
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import functools
 import math
 import os
 import re
-import shutil
 import signal
+import stat
 import sys
 import threading
 from pathlib import Path
@@ -25,6 +26,7 @@ from . import runtime
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_HANGUP = 129
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
@@ -32,22 +34,70 @@ EXIT_TERMINATED = 143
 class OutputError(RuntimeError):
     """输出位置（--out、--log-dir）不能用。"""
 
+    def _render_traceback_(self):
+        return runtime.render_for_notebook(self)
+
 
 class Terminated(KeyboardInterrupt):
     """收到 SIGTERM。把它当作一种中断来处理，清理代码（删除临时文件等）照样会运行。"""
 
 
+class HungUp(Terminated):
+    """收到 SIGHUP：终端窗口被关掉、SSH 连接断开。与 SIGTERM 一样处理（保存最近一次评估的权重）。"""
+
+
 def interrupt_exit_code(exc: BaseException) -> int:
+    if isinstance(exc, HungUp):
+        return EXIT_HANGUP
     return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
 
 
 def interrupt_name(exc: BaseException) -> str:
+    if isinstance(exc, HungUp):
+        return "收到 SIGHUP：终端或 SSH 连接已断开"
     return "收到 SIGTERM" if isinstance(exc, Terminated) else "Ctrl+C"
 
 
 def is_main_rank() -> bool:
     """多进程（torchrun）时只有 0 号进程打印中断提示。"""
     return int(os.environ.get("RANK", 0)) == 0
+
+
+def eprint(*args, **kwargs) -> None:
+    """打印到标准错误；终端已经关闭（SIGHUP 之后）或管道已断开时不再打印，也不让它打断保存与退出。"""
+    kwargs.setdefault("file", sys.stderr)
+    kwargs.setdefault("flush", True)
+    try:
+        print(*args, **kwargs)
+    except (OSError, ValueError):
+        _detach(kwargs["file"])
+
+
+def say(*args, **kwargs) -> None:
+    """打印到标准输出（进度、结果）；输出被关掉（例如 | head 之后、终端断开）时改为不打印，训练照常进行。"""
+    kwargs.setdefault("file", sys.stdout)
+    try:
+        print(*args, **kwargs)
+    except (OSError, ValueError):
+        _detach(kwargs["file"])
+
+
+def settle_streams() -> None:
+    """退出前把标准输出与标准错误清空；清不进去（终端已断开、管道已关闭）就换成 /dev/null，
+    免得解释器退出时再报 BrokenPipeError、把退出码改成 120。"""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            _detach(stream)
+
+
+def _detach(stream) -> None:
+    """把写不进去的 sys.stdout / sys.stderr 换成 /dev/null：之后的打印与退出时的 flush 都不再出错。"""
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is stream:
+            with contextlib.suppress(OSError):
+                setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))
 
 
 # ---------------------------------------------------------------- 参数校验（argparse 的 type=）
@@ -75,6 +125,8 @@ def int_range(minimum: int, maximum: int | None = None, hint: str = ""):
 positive_int = int_range(1)
 non_negative_int = int_range(0)
 seed_int = int_range(0, runtime.SEED_MAX)
+thread_count = int_range(1, runtime.max_threads(), hint=f"；本机有 {os.cpu_count()} 个 CPU 核，线程比核多只会更慢")
+THREADS_HELP = f"CPU 线程数，1 … {runtime.max_threads()}"
 
 
 def positive_float(text: str) -> float:
@@ -161,55 +213,95 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 # ---------------------------------------------------------------- 输出位置
+TEMP_SUFFIX_BYTES = 40   # 保存时的临时文件名、.interrupted-N.pt 之类比 --out 的文件名长出的字节数（留足余量）
+
+
 def resolve_out(text: str | os.PathLike, default_name: str) -> Path:
     """--out 的约定：已存在的目录、或以 / 结尾的路径表示“放在这个文件夹里”，文件名用 default_name。"""
     raw = os.fspath(text)
     if not raw.strip():
         raise OutputError("--out 不能是空字符串：请给出文件名（例如 checkpoints/csnn.pt）或目录（例如 checkpoints/）。")
     path = Path(raw).expanduser()
-    if path.is_dir() or raw.endswith(("/", os.sep)):
+    if _is_dir(path) or raw.endswith(("/", os.sep)):
         path = path / default_name
     return path
 
 
-def check_output_file(path: Path, option: str = "--out", size_hint: int = 0, not_started: str = "训练还没有开始") -> None:
-    """开始干活前确认能把文件写到 path：目录可建、可新建文件、磁盘空间够。不能时抛出 OutputError。
-    not_started 说明此时什么还没发生（写进报错里）。"""
-    if path.is_dir():
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:   # 文件名太长等：不是目录，问题留给 check_output_file 报告
+        return False
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """a 与 b 是不是同一个文件（不论怎么写：相对/绝对路径、符号链接、硬链接、../）。有一个不存在时为 False。"""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def existing_file_problem(path: Path, option: str = "--out") -> str | None:
+    """path 已存在、但不是普通文件（设备、命名管道、套接字）时说明原因；写入会用一个普通文件替换掉它。"""
+    for getter in (os.lstat, os.stat):
+        try:
+            mode = getter(path).st_mode
+        except OSError:
+            continue
+        if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode) or stat.S_ISDIR(mode)):
+            return (f"{option} {path} 是一个{runtime.file_kind(mode)}，不是普通文件：保存时会用一个普通文件替换掉它"
+                    f"（/dev/null 之类的系统文件也会被替换）")
+    return None
+
+
+def check_output_file(path: Path, option: str = "--out", size_hint: int = 0, not_started: str = "训练还没有开始",
+                      inputs: tuple = ()) -> None:
+    """开始干活前确认能把文件写到 path：不是已有的目录、设备或输入文件，文件名不太长，目录可建、可新建文件、磁盘空间够。
+    不能时抛出 OutputError。not_started 说明此时什么还没发生（写进报错里）；inputs 是本次要读的文件，不能被覆盖。"""
+    if _is_dir(path):
         raise OutputError(f"{option} {path} 是一个已存在的目录，不能当作文件名。{not_started}；请换一个文件名。")
-    problem = runtime.writable_dir_problem(path.parent)
+    for source in inputs:
+        if same_file(path, source):
+            raise OutputError(f"{option} {path} 就是输入文件 {source}：写进去会毁掉它。{not_started}；请换一个输出文件名。")
+    special = existing_file_problem(path, option)
+    if special is not None:
+        raise OutputError(f"{special}。{not_started}；请换一个文件名。")
+    problem = runtime.name_length_problem(path, TEMP_SUFFIX_BYTES)
+    if problem is None:
+        problem = runtime.writable_dir_problem(path.parent)
     if problem is None and size_hint:
-        free = shutil.disk_usage(path.parent).free
-        if free < 2 * size_hint:
-            problem = f"磁盘空间不足：{path.parent} 所在的磁盘只剩 {free / 1e6:.1f} MB，检查点约需 {size_hint / 1e6:.1f} MB"
+        problem = runtime.free_space_problem(path.parent, 2 * size_hint, what=f"保存约需 {size_hint / 1e6:.1f} MB，连同余量")
     if problem is not None:
         raise OutputError(f"{option} {path} 不能用：{problem}。{not_started}；请换一个可写的位置。")
 
 
 def check_output_dir(path: str | os.PathLike, option: str = "--log-dir") -> None:
-    """确认 path 是（或能建成）一个可写的目录。"""
+    """确认 path 是（或能建成）一个可写的目录，而且磁盘还有空间。"""
     if not os.fspath(path).strip():
         raise OutputError(f"{option} 不能是空字符串：请给出一个目录，例如 runs/csnn。")
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
-        raise OutputError(f"{option} {path} 是一个文件，不是目录。训练还没有开始；请换一个目录。")
-    problem = runtime.writable_dir_problem(path)
+        mode = path.stat().st_mode
+        kind = "文件" if stat.S_ISREG(mode) else runtime.file_kind(mode)
+        raise OutputError(f"{option} {path} 是一个{kind}，不是目录。训练还没有开始；请换一个目录。")
+    problem = runtime.writable_dir_problem(path) or runtime.free_space_problem(path)
     if problem is not None:
         raise OutputError(f"{option} {path} 不能用：{problem}。训练还没有开始；请换一个可写的目录。")
 
 
-# ---------------------------------------------------------------- 运行：中文报错、Ctrl+C、SIGTERM
+# ---------------------------------------------------------------- 运行：中文报错、Ctrl+C、SIGTERM、SIGHUP
 def fail(message: str, code: int = EXIT_USAGE):
     """打印“错误：…”到标准错误并以 code 退出。"""
-    print(f"错误：{message}", file=sys.stderr, flush=True)
+    eprint(f"错误：{message}")
     raise SystemExit(code)
 
 
 @contextlib.contextmanager
 def handle_signals():
-    """在主线程里：Ctrl+C 一定变成 KeyboardInterrupt，SIGTERM 变成 Terminated，结束后恢复原来的处理方式。
+    """在主线程里：Ctrl+C 一定变成 KeyboardInterrupt，SIGTERM 变成 Terminated，SIGHUP 变成 HungUp，结束后恢复原来的处理方式。
 
-    torchrun 的非 0 号进程保留默认的 SIGTERM（torchrun 靠它立即结束卡在通信里的进程）。
+    torchrun 的非 0 号进程保留默认的 SIGTERM 与 SIGHUP（torchrun 靠它们立即结束卡在通信里的进程）。
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -218,20 +310,69 @@ def handle_signals():
     def on_term(signum, frame):
         raise Terminated()
 
-    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
-    previous_term = signal.signal(signal.SIGTERM, on_term) if is_main_rank() else None
+    def on_hup(signum, frame):
+        raise HungUp()
+
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
+    if is_main_rank():
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, on_term)
+        if hasattr(signal, "SIGHUP"):
+            previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hup)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous_int)
-        if previous_term is not None:
-            signal.signal(signal.SIGTERM, previous_term)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _ignore_interrupts_at_exit() -> None:
+    """解释器退出时（运行 atexit 里的收尾函数，例如 torch._dynamo 的）再按 Ctrl+C 不应打印调用栈：退出阶段忽略它。"""
+    if threading.current_thread() is threading.main_thread():
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _register_exit_guard() -> None:
+    # atexit 按注册的逆序运行：每次都挪到最后注册，保证它在别的收尾函数之前运行
+    atexit.unregister(_ignore_interrupts_at_exit)
+    atexit.register(_ignore_interrupts_at_exit)
+
+
+def _tolerant_stdout() -> None:
+    """标准输出按严格的 UTF-8 编码时，打印含非 UTF-8 字节的路径会抛出 UnicodeEncodeError：改为用转义序列显示。"""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            if getattr(stream, "errors", None) == "strict":
+                stream.reconfigure(errors="backslashreplace")
+
+
+def is_memory_error(err: BaseException) -> bool:
+    """内存（或线程等系统资源）不够：MemoryError，或 PyTorch 的 “can't allocate memory” / “out of memory”。"""
+    text = str(err).lower()
+    return isinstance(err, MemoryError) or (isinstance(err, RuntimeError) and (
+        "can't allocate memory" in text or "out of memory" in text or "resource temporarily unavailable" in text))
+
+
+def describe_error(err: BaseException) -> str:
+    """运行中出现的异常说成一句中文：磁盘、内存、多进程通信……认不出的异常给出类型与第一行消息。"""
+    first = (str(err).strip().splitlines() or [""])[0][:300]
+    if isinstance(err, OSError):
+        return runtime.describe_os_error(err)
+    if is_memory_error(err):
+        return f"内存或系统资源不足（{type(err).__name__}: {first}）"
+    from . import distributed   # 延迟导入：distributed 会导入 torch.distributed
+
+    if distributed.is_communication_error(err):
+        return (f"与其他进程的通信中断（{first}）：另一个进程可能已经退出、被暂停或卡住，"
+                f"等待超过 {distributed.timeout_seconds():g} 秒（环境变量 {distributed.TIMEOUT_ENV}）就放弃")
+    return f"{type(err).__name__}: {first}"
 
 
 def command(interrupted: str = "已中断（{how}）。"):
-    """装饰命令行的 main(argv)：已知的错误 → “错误：…”，退出码 2；Ctrl+C/SIGTERM → 一行中文，退出码 130/143。
+    """装饰命令行的 main(argv)：已知的错误 → “错误：…”，退出码 2；内存不足 → 退出码 1；
+    Ctrl+C/SIGTERM/SIGHUP → 一行中文，退出码 130/143/129。
 
-    interrupted 是被中断时打印的话，{how} 换成“Ctrl+C”或“收到 SIGTERM”。
+    interrupted 是被中断时打印的话，{how} 换成“Ctrl+C”“收到 SIGTERM”等。
     """
 
     def decorate(func):
@@ -239,15 +380,28 @@ def command(interrupted: str = "已中断（{how}）。"):
         def wrapper(argv=None):
             from .checkpoint import CheckpointError
             from .data import DataError
+            from .distributed import DistributedError
 
+            _tolerant_stdout()
+            _register_exit_guard()
             with handle_signals():
                 try:
                     return func(argv)
+                except SystemExit:
+                    settle_streams()
+                    raise
                 except (DataError, CheckpointError, runtime.DeviceError, OutputError) as err:
                     fail(str(err))
+                except DistributedError as err:
+                    fail(str(err), getattr(err, "exit_code", EXIT_FAILED))
+                except (MemoryError, RuntimeError) as err:
+                    if not is_memory_error(err):
+                        raise
+                    fail(f"{describe_error(err)}。请减小模型（--channels、--hidden、--T）、批大小或线程数后再试。", EXIT_FAILED)
                 except KeyboardInterrupt as exc:
                     if is_main_rank():
-                        print(interrupted.format(how=interrupt_name(exc)), file=sys.stderr, flush=True)
+                        eprint(interrupted.format(how=interrupt_name(exc)))
+                    settle_streams()
                     raise SystemExit(interrupt_exit_code(exc)) from None
 
         return wrapper

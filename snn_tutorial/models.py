@@ -19,23 +19,32 @@ def lif(tau: float = 2.0, step_mode: str = "m") -> neuron.LIFNode:
     return neuron.LIFNode(tau=tau, surrogate_function=surrogate.ATan(), detach_reset=True, step_mode=step_mode)
 
 
-def _count(name: str, value) -> int:
-    """结构参数（通道数、神经元数、时间步数……）须为 ≥ 1 的整数。"""
+# 结构参数的上限：远大于本教程用到的值（T 4–30、隐藏层 256、通道 32/64），又挡住会让训练卡住或耗尽内存的值
+# （例如 T = 100000 一批也跑不完；通道数上百万要几百 GB 内存）。命令行与加载检查点时都按它检查。
+LIMITS = {"T": 256, "hidden": 8192, "channels": 1024, "vote": 100}
+LIMIT_REASON = "；再大的值会让一步训练慢到像卡住、或耗尽内存"
+
+
+def _count(name: str, value, limit: str | None = None) -> int:
+    """结构参数（通道数、神经元数、时间步数……）须为 ≥ 1 的整数，且不超过 LIMITS 里的上限。"""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} 须为 ≥ 1 的整数，收到 {value!r}")
+    maximum = LIMITS.get(limit or name)
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} 须为 1 到 {maximum} 之间的整数，收到 {value!r}{LIMIT_REASON}")
     return int(value)
 
 
 def _channels(value) -> tuple[int, int]:
     if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
         raise ValueError(f"channels 须为两个 ≥ 1 的整数（两层卷积的通道数），收到 {value!r}")
-    return _count("channels[0]", value[0]), _count("channels[1]", value[1])
+    return _count("channels[0]", value[0], "channels"), _count("channels[1]", value[1], "channels")
 
 
 def _tau(value) -> float:
-    """LIF 的膜时间常数须为大于 1 的数（每步衰减 1/tau 须小于 1）。"""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 1:
-        raise ValueError(f"tau 须为大于 1 的数，收到 {value!r}")
+    """LIF 的膜时间常数须为大于 1 的有限数（每步衰减 1/tau 须小于 1；tau 为无穷大时膜电位不再衰减，不是 LIF）。"""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 1 < value < float("inf"):
+        raise ValueError(f"tau 须为大于 1 的有限数，收到 {value!r}")
     return float(value)
 
 

@@ -7,6 +7,8 @@ import functools
 import os
 import random
 import re
+import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -16,8 +18,23 @@ import torch
 SEED_MAX = 2**32 - 1  # NumPy 接受的最大种子
 
 
+def render_for_notebook(err: BaseException) -> list[str]:
+    """IPython/Jupyter 显示本教程的异常时调用它（异常类的 _render_traceback_）：中文说明放在最前面，
+    不显示几十行的调用栈与“During handling of the above exception”的异常链——那些是程序内部的细节，
+    学习者要做的事都写在说明里。引起它的原始错误（若有）只列一行。"""
+    lines = [f"\x1b[1;31m{type(err).__name__}\x1b[0m: {err}"]
+    cause = err.__cause__
+    if cause is not None:
+        first = (str(cause).strip().splitlines() or [""])[0][:200]
+        lines.append(f"（原始错误：{type(cause).__name__}{': ' + first if first else ''}）")
+    return lines
+
+
 class DeviceError(RuntimeError):
     """请求的计算设备不可用或写法不对。"""
+
+    def _render_traceback_(self):
+        return render_for_notebook(self)
 
 
 def seed_everything(seed: int = 0) -> None:
@@ -81,6 +98,11 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def max_threads() -> int:
+    """线程数的上限：本机 CPU 核数的 4 倍（至少 8）。线程比核多只会更慢；几万个线程会耗尽内存。"""
+    return max(8, 4 * (os.cpu_count() or 1))
+
+
 def set_cpu_threads(n: int | None = None) -> int:
     """设置 PyTorch 的 CPU 线程数并返回它。
 
@@ -90,8 +112,8 @@ def set_cpu_threads(n: int | None = None) -> int:
     """
     if n is None:
         n = available_cores()
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"线程数须为 ≥ 1 的整数，收到 {n!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= max_threads():
+        raise ValueError(f"线程数须为 1 到 {max_threads()} 之间的整数（本机 {os.cpu_count()} 个 CPU 核），收到 {n!r}")
     torch.set_num_threads(int(n))
     return int(n)
 
@@ -159,6 +181,51 @@ def describe_os_error(err: OSError, reading: bool = False) -> str:
     return f"{reason}（{detail}）"
 
 
+_KINDS = ((stat.S_ISDIR, "目录"), (stat.S_ISCHR, "字符设备文件"), (stat.S_ISBLK, "块设备文件"),
+          (stat.S_ISFIFO, "命名管道（FIFO）"), (stat.S_ISSOCK, "套接字"), (stat.S_ISLNK, "符号链接"))
+
+
+def file_kind(mode: int) -> str:
+    """stat 的 st_mode → “普通文件”“目录”“字符设备文件”“命名管道（FIFO）”……"""
+    return next((name for test, name in _KINDS if test(mode)), "普通文件" if stat.S_ISREG(mode) else "特殊文件")
+
+
+def link_problem(path: str | os.PathLike) -> str | None:
+    """path 看起来“不存在”时，说明是不是符号链接的问题：失效的链接（指向哪里）、循环的链接。不是时返回 None。"""
+    path = Path(path)
+    try:
+        os.stat(path)
+        return None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return f"{path} 是循环的符号链接（链接一层层指下去又回到了自己），它不指向任何文件"
+        if err.errno != errno.ENOENT:
+            return None
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            return f"{path} 是失效的符号链接：它指向 {os.readlink(path)}，而那里没有文件"
+    except OSError:
+        pass
+    return None
+
+
+def name_length_problem(path: str | os.PathLike, extra: int = 0) -> str | None:
+    """文件名（加上 extra 个字节的临时后缀）是否超过文件系统的上限（通常 255 字节）。不超过时返回 None。"""
+    path = Path(path)
+    folder = next((p for p in path.parents if p.is_dir()), Path("."))
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        limit = 255
+    size = len(os.fsencode(path.name))
+    if size + extra > limit:
+        return f"文件名太长：{size} 字节，这里的文件系统最多允许 {limit - extra} 字节（还要留 {extra} 字节给保存时的临时文件名）"
+    return None
+
+
+MIN_FREE_BYTES = 10 * 1024 * 1024   # 日志目录等至少要剩这么多空间
+
+
 def writable_dir_problem(folder: str | os.PathLike, create: bool = True) -> str | None:
     """检查能否在 folder 里新建文件：必要时先建好目录，再试写一个临时文件并立即删掉。
 
@@ -178,4 +245,15 @@ def writable_dir_problem(folder: str | os.PathLike, create: bool = True) -> str 
         os.unlink(probe)
     except OSError as err:
         return f"无法在 {folder} 里新建文件：{describe_os_error(err)}"
+    return None
+
+
+def free_space_problem(folder: str | os.PathLike, need: int = MIN_FREE_BYTES, what: str = "") -> str | None:
+    """folder 所在的磁盘是否至少还有 need 字节。够时返回 None。"""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return None
+    if free < need:
+        return f"磁盘空间不足：{folder} 所在的磁盘只剩 {free / 1e6:.1f} MB，{what or '至少'}需要 {need / 1e6:.1f} MB"
     return None
