@@ -9,6 +9,8 @@ import re
 import stat
 import tempfile
 import time
+import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -27,12 +29,20 @@ _PROCESS_START = time.time()  # 比这更早的临时文件不可能属于本进
 class CheckpointError(RuntimeError):
     """检查点无法加载，消息为中文并说明如何处理。"""
 
+    def _render_traceback_(self):   # 在笔记本里只显示中文说明（见 runtime.render_for_notebook）
+        return runtime.render_for_notebook(self)
+
+
+# 导出文件（NIR 是 HDF5，ONNX 是 protobuf）的临时文件也可能被强行结束的进程留下
+_TEMP_MAGIC = (b"PK\x03\x04", b"\x89HDF\r\n\x1a\n")
+
 
 def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
     """删除被强行结束的保存（SIGKILL、断电）留在 folder 里的临时文件，返回删掉的文件。
 
     只删同时满足这些条件的文件：名字符合 .<文件名>.<8 个随机字符>.tmp；是普通文件；
-    修改时间早于本进程启动；内容为空或以 zip 文件头开始（torch.save 写的格式）。别的文件一概不动。
+    修改时间早于本进程启动；内容为空、以 zip 文件头开始（torch.save 写的格式），或是导出的 NIR（HDF5）、ONNX 文件。
+    别的文件一概不动。
     """
     removed = []
     try:
@@ -47,8 +57,10 @@ def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
             if not stat.S_ISREG(info.st_mode) or info.st_mtime >= _PROCESS_START:
                 continue
             with open(entry, "rb") as f:
-                if f.read(4) not in (b"", b"PK\x03\x04"):
-                    continue
+                head = f.read(8)
+            onnx = ".onnx." in entry.name and _looks_like_onnx(head)
+            if head and not onnx and not head.startswith(_TEMP_MAGIC):
+                continue
             entry.unlink()
             removed.append(entry)
         except OSError:
@@ -66,12 +78,30 @@ def _interrupt_in_chain(err: BaseException) -> KeyboardInterrupt | None:
     return None
 
 
+def _publish(tmp: str, path: Path, overwrite: bool) -> None:
+    """把写好的临时文件改名为 path。overwrite=False 时 path 已存在就抛出 FileExistsError（用硬链接做到“原子地只建新文件”）。"""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:   # 不支持硬链接的文件系统（FAT、部分网络盘）：先查再改名
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "File exists", str(path)) from None
+        os.replace(tmp, path)
+    else:
+        os.unlink(tmp)
+
+
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, name: str, config: dict | None = None,
-                    metrics: dict | None = None) -> Path:
+                    metrics: dict | None = None, overwrite: bool = True) -> Path:
     """保存 {格式, 模型名, 配置, state_dict, 指标}。先写临时文件再改名，中途失败或被中断不会留下半个文件，
     原有的同名检查点也保持不变。顺便清理以前被强行结束的保存留下的临时文件。
 
     config 默认取 model.config（本教程的模型在构造时记下了自己的完整配置）。
+    overwrite=False：path 已存在时不覆盖，抛出 FileExistsError（文件保持原样）。
     """
     if config is None:
         config = model.config
@@ -92,7 +122,7 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, name: str, 
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp 建的文件只有本人可读，改回普通文件的权限
-        os.replace(tmp, path)
+        _publish(tmp, path, overwrite)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
         interrupt = _interrupt_in_chain(err)
@@ -110,6 +140,54 @@ def _first_line(err: BaseException) -> str:
     return first[:200]
 
 
+def _looks_like_onnx(head: bytes) -> bool:
+    """ONNX 文件是 protobuf：第一个字段是 ir_version（标签字节 0x08，接一个小整数），接着是 producer_name 等字段。"""
+    return len(head) >= 3 and head[0] == 0x08 and 0 < head[1] < 0x40 and head[2] in (0x12, 0x1A, 0x22, 0x2A, 0x3A, 0x42)
+
+
+def foreign_format(path: str | os.PathLike, head: bytes) -> str | None:
+    """按文件开头的字节（head，至少 64 字节或整个文件）认出“不是 PyTorch 检查点”的常见文件，返回一句中文说明与处理办法；
+    看起来可能是 PyTorch 的文件（zip 或 pickle）时返回 None。"""
+    name = Path(path).name
+    if not head:
+        return "它是空文件（0 字节）：保存多半没有完成。请重新训练，或重新复制这个文件"
+    if head.startswith(b"version https://git-lfs"):
+        return ("它是 Git LFS 的指针文件（几百字节的文本），真正的检查点还没有下载。"
+                "请在仓库里运行 git lfs install && git lfs pull，或从别处复制完整的文件")
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return ("它是 HDF5 文件，多半是导出的 NIR 模型（python -m snn_tutorial.export --format nir 的输出），不是检查点。"
+                "NIR 文件请用 snn_tutorial.export.load_nir 读取；评估、导出需要的是训练保存的 .pt 检查点")
+    if _looks_like_onnx(head) or (name.lower().endswith(".onnx") and not head.startswith((b"PK", b"\x80"))):
+        return ("它是 ONNX 模型（python -m snn_tutorial.export --format onnx 的输出），不是检查点。"
+                "ONNX 文件请用 onnxruntime（或 snn_tutorial.export.onnx_session）运行；评估、导出需要的是训练保存的 .pt 检查点")
+    if head.startswith(b"\x1f\x8b"):
+        return "它是 gzip 压缩文件：请先解压（gunzip），再把解压出的 .pt 文件交给本程序"
+    if head.startswith(b"\x93NUMPY"):
+        return "它是 NumPy 的 .npy 数组文件，不是检查点"
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return None   # 截断的检查点也是这样：交给 torch.load 报“已损坏/不完整”
+        if names and not any(n.endswith("data.pkl") for n in names):
+            if all(n.endswith(".npy") for n in names):
+                return "它是 NumPy 的 .npz 文件，不是检查点"
+            return f"它是一个 zip 压缩包（里面有 {', '.join(names[:3])}{' 等' if len(names) > 3 else ''}），不是 PyTorch 检查点"
+        return None
+    if head.startswith(b"\x80"):
+        return None   # pickle：可能是旧格式的 torch.save，交给 torch.load（weights_only 不会执行其中的代码）
+    if head.lstrip()[:1] in (b"{", b"["):
+        return "它是文本文件（看起来是 JSON），不是检查点"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and all(ch.isprintable() or ch in "\r\n\t" for ch in text):
+        return f"它是文本文件（开头是 {text.splitlines()[0][:40]!r}），不是检查点"
+    return f"它的格式无法识别（开头的字节是 {head[:8].hex(' ')}），不是 PyTorch 检查点（应以 zip 的 50 4b 03 04 开头）"
+
+
 def _structure_problems(ckpt: dict) -> list[str]:
     problems = []
     if not isinstance(ckpt.get("model"), str):
@@ -117,30 +195,85 @@ def _structure_problems(ckpt: dict) -> list[str]:
     if not isinstance(ckpt.get("config"), dict):
         problems.append("'config'（模型配置）")
     state = ckpt.get("state_dict")
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        problems.append("'state_dict'（参数）")
+    if (not isinstance(state, dict) or not state
+            or not all(isinstance(v, torch.Tensor) and v.layout == torch.strided for v in state.values())):
+        problems.append("'state_dict'（参数；须为普通的稠密张量）")
     if not isinstance(ckpt.get("metrics"), dict):
         problems.append("'metrics'（指标）")
     return problems
+
+
+def non_finite_parameters(state: dict) -> list[str]:
+    """state_dict 里含 NaN 或无穷大的张量名。"""
+    return [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()]
+
+
+def _check_file(path: Path) -> bytes:
+    """确认 path 是一个能读的普通文件，返回它开头的 64 字节。问题（不存在、失效的链接、目录、管道……）抛出 CheckpointError。"""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        problem = runtime.link_problem(path)
+        if problem is not None:
+            raise CheckpointError(f"检查点不能用：{problem}。请修正这个链接，或直接给出检查点文件的路径。") from None
+        raise CheckpointError(f"检查点文件不存在：{path}。请检查路径，或先用 python -m snn_tutorial.train 训练并保存一个。") from None
+    except OSError as err:
+        problem = runtime.link_problem(path)
+        if problem is not None:
+            raise CheckpointError(f"检查点不能用：{problem}。请修正这个链接，或直接给出检查点文件的路径。") from None
+        raise CheckpointError(f"无法访问检查点 {path}：{runtime.describe_os_error(err, reading=True)}。请检查它所在目录的权限。") from err
+    if stat.S_ISDIR(info.st_mode):
+        raise CheckpointError(f"{path} 是一个目录，不是检查点文件。请给出 .pt 文件的路径，例如 {path / 'csnn.pt'}。")
+    if not stat.S_ISREG(info.st_mode):
+        raise CheckpointError(f"{path} 是一个{runtime.file_kind(info.st_mode)}，不是普通文件，不能当作检查点读取。"
+                              f"请给出训练保存的 .pt 文件的路径。")
+    try:
+        with open(path, "rb") as f:
+            return f.read(64)
+    except OSError as err:
+        if err.errno not in (errno.EACCES, errno.EPERM):
+            raise CheckpointError(f"无法读取检查点 {path}：{runtime.describe_os_error(err, reading=True)}。") from err
+        raise CheckpointError(
+            f"无法读取检查点 {path}：{runtime.describe_os_error(err, reading=True)}。"
+            f"文件本身可能完好：请检查文件权限（例如 ls -l），或换一个有权限的账户运行。"
+        ) from err
+
+
+def _unpickling_message(path: Path, err: BaseException, head: bytes) -> str:
+    text = str(err)
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", text) or re.search(r"unsupported GLOBAL (\S+)", text)
+    if found and found[1].startswith("torch.nn."):
+        return (f"检查点 {path} 里存的是整个模型对象（{found[1]}），不是纯数据：它是用 torch.save(整个模型) 保存的。"
+                f"本教程只用 weights_only=True 加载纯数据，不会执行文件里的代码。\n"
+                f"处理办法：让文件的来源改为保存 state_dict（torch.save(model.state_dict(), ...)），或用本教程重新训练。")
+    if found:
+        return (f"检查点 {path} 里有 Python 对象（{found[1]}），不是纯数据，也不是本教程的检查点。"
+                f"本教程只用 weights_only=True 加载纯数据，没有执行文件里的代码。请不要用 weights_only=False 去打开来历不明的文件；"
+                f"请换成本教程训练保存的检查点。")
+    if head[:1] == b"\x80" and len(head) > 1 and head[1] > 2:   # torch.save 的旧格式用 pickle 协议 2，新格式是 zip
+        return (f"{path} 不是检查点：它是直接用 pickle（协议 {head[1]}）保存的 Python 对象，不是 torch.save 写的文件。"
+                f"本教程只用 weights_only=True 加载纯数据，没有执行文件里的代码；请不要用 pickle.load 或 weights_only=False 打开"
+                f"来历不明的文件。请换成本教程训练保存的检查点。")
+    return (f"无法读取检查点 {path}：它不是本教程能读的纯数据检查点（{_first_line(err)}）。"
+            f"本教程只用 weights_only=True 加载纯数据，没有执行文件里的代码。请换成本教程训练保存的检查点，或重新训练。")
 
 
 def load_checkpoint(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
     """加载检查点，返回 (已切到 eval 模式的模型, 检查点字典)。path 为 None 时加载随包附带的权重。
 
     张量先读到 CPU，再把模型移到 device；device 不可用时抛出 runtime.DeviceError（而不是说文件坏了）。
+    读之前先看文件开头的字节：ONNX、NIR、Git LFS 指针等不是检查点的文件，会说清它们是什么。
     """
     device = runtime.select_device(device)
-    path = Path(path) if path is not None else SHIPPED
+    path = Path(path).expanduser() if path is not None else SHIPPED
+    head = _check_file(path)
+    foreign = foreign_format(path, head)
+    if foreign is not None:
+        raise CheckpointError(f"{path} 不是检查点：{foreign}。")
     try:
-        exists, is_dir = path.exists(), path.is_dir()
-    except OSError as err:
-        raise CheckpointError(f"无法访问检查点 {path}：{runtime.describe_os_error(err, reading=True)}。请检查它所在目录的权限。") from err
-    if not exists:
-        raise CheckpointError(f"检查点文件不存在：{path}。请检查路径，或先用 python -m snn_tutorial.train 训练并保存一个。")
-    if is_dir:
-        raise CheckpointError(f"{path} 是一个目录，不是检查点文件。请给出 .pt 文件的路径，例如 {path / 'csnn.pt'}。")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():   # PyTorch 的英文警告（pickle 协议、稀疏张量……）不应抢在中文说明之前
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except OSError as err:
         if err.errno not in (errno.EACCES, errno.EPERM):  # 截断的文件也会引发 OSError（例如 EINVAL）
             raise CheckpointError(f"无法读取检查点 {path}：它已损坏或不完整（{_first_line(err)}）。请重新训练，或重新下载/复制这个文件。") from err
@@ -152,14 +285,14 @@ def load_checkpoint(path: str | os.PathLike | None = None, device: str | torch.d
         if "Weights only load failed" not in str(err):
             raise CheckpointError(f"无法读取检查点 {path}：它不是有效的 PyTorch 检查点，或已损坏/不完整（{_first_line(err)}）。"
                                   f"请重新训练，或重新下载/复制这个文件。") from err
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
-        raise CheckpointError(
-            f"检查点 {path} 里有 Python 对象{f'（{found[1]}）' if found else ''}，不是纯数据。"
-            f"它多半是用 torch.save(整个模型) 保存的，或者根本不是本教程的检查点。"
-            f"本教程只用 weights_only=True 加载纯数据，不会执行文件里的代码。\n"
-            f"处理办法：让文件的来源改为保存 state_dict（torch.save(model.state_dict(), ...)），或用本教程重新训练。"
-        ) from err
+        raise CheckpointError(_unpickling_message(path, err, head)) from err
+    except MemoryError as err:
+        raise CheckpointError(f"读取检查点 {path} 时内存或系统资源不足（{_first_line(err)}）：这不是文件损坏。"
+                              f"请关掉别的程序、减少 --threads 后再试。") from err
     except Exception as err:  # 坏文件可能引发各种异常：RuntimeError、EOFError、IndexError……
+        if isinstance(err, RuntimeError) and _resource_error(err):
+            raise CheckpointError(f"读取检查点 {path} 时内存或系统资源不足（{_first_line(err)}）：这不是文件损坏。"
+                                  f"请关掉别的程序、减少 --threads 后再试。") from err
         raise CheckpointError(
             f"无法读取检查点 {path}：它不是有效的 PyTorch 检查点，或已损坏/不完整（{_first_line(err)}）。"
             f"请重新训练，或重新下载/复制这个文件。"
@@ -177,11 +310,17 @@ def load_checkpoint(path: str | os.PathLike | None = None, device: str | torch.d
             f"检查点 {path} 带有本教程的格式标记，但缺少或弄坏了 {'、'.join(problems)}：文件不完整，或被别的程序改写过。"
             f"请重新训练，或重新下载/复制这个文件。"
         )
+    bad = non_finite_parameters(ckpt["state_dict"])
+    if bad:
+        raise CheckpointError(
+            f"检查点 {path} 的参数里有 NaN 或无穷大（{len(bad)} 个张量，例如 {', '.join(bad[:3])}）：它是训练发散时存下的，或已损坏。"
+            f"用它评估或导出只会得到无意义的结果；请减小学习率重新训练，或换一个检查点。"
+        )
     try:
         model = build_model(ckpt["model"], **ckpt["config"])
     except (TypeError, ValueError) as err:
         raise CheckpointError(
-            f"检查点 {path} 里的模型配置无法识别或不合法（模型 {ckpt['model']!r}，配置 {ckpt['config']}：{err}）。"
+            f"检查点 {path} 里的模型配置无法识别或不合法（模型 {ckpt['model']!r}，配置 {_short(ckpt['config'])}：{err}）。"
             f"它可能来自更新或更旧版本的本教程，或被改写过；请用当前版本重新训练。"
         ) from err
     try:
@@ -189,7 +328,17 @@ def load_checkpoint(path: str | os.PathLike | None = None, device: str | torch.d
     except RuntimeError as err:
         detail = "\n".join(str(err).splitlines()[:4])
         raise CheckpointError(
-            f"检查点 {path} 的参数与模型结构对不上（模型 {ckpt['model']}，配置 {ckpt['config']}）：\n{detail}\n"
+            f"检查点 {path} 的参数与模型结构对不上（模型 {ckpt['model']}，配置 {_short(ckpt['config'])}）：\n{detail}\n"
             f"请确认检查点与代码版本一致，或重新训练。"
         ) from err
     return model.to(device).eval(), ckpt
+
+
+def _short(value, limit: int = 300) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _resource_error(err: BaseException) -> bool:
+    text = str(err).lower()
+    return "can't allocate memory" in text or "out of memory" in text or "resource temporarily unavailable" in text
