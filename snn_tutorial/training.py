@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -37,6 +38,52 @@ class History:
     def time_to(self, accuracy: float) -> float | None:
         """第一次达到给定测试准确率时的累计训练秒数；没达到返回 None。"""
         return next((s for s, a in zip(self.seconds, self.test_acc) if a >= accuracy), None)
+
+
+class SafeWriter:
+    """TensorBoard 日志：写不进去（磁盘满、目录被删、没有权限……）时只警告一次，之后不再写日志，训练照常进行。
+
+    日志只是训练的副产品，不能因为它丢掉一次训练。
+    """
+
+    def __init__(self, log_dir):
+        self.log_dir, self.writer = log_dir, None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir)
+        except Exception as err:   # 目录建不起来、磁盘已满……
+            self._give_up(err)
+
+    def _give_up(self, err: BaseException) -> None:
+        writer, self.writer = self.writer, None
+        reason = runtime.describe_os_error(err) if isinstance(err, OSError) else f"{type(err).__name__}: {err}"
+        try:
+            print(f"警告：TensorBoard 日志写不进 {self.log_dir}（{reason}），之后不再写日志；训练照常进行，检查点照常保存。",
+                  file=sys.stderr, flush=True)
+        except (OSError, ValueError):
+            pass
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:
+                pass
+
+    def add_scalar(self, *args, **kwargs) -> None:
+        if self.writer is None:
+            return
+        try:
+            self.writer.add_scalar(*args, **kwargs)
+        except Exception as err:
+            self._give_up(err)
+
+    def close(self) -> None:
+        if self.writer is None:
+            return
+        try:
+            self.writer.close()
+        except Exception as err:
+            self._give_up(err)
 
 
 def autocast(device: torch.device, amp: bool):
@@ -113,7 +160,8 @@ def fit(
     schedule："cosine"（按步余弦退火到 0）或 "none"（固定学习率）。
     amp：CUDA 上 float16 + GradScaler；CPU 上只在有原生 bfloat16 指令时用 bfloat16（runtime.amp_dtype），否则不起作用。
     channels_last：把卷积核与每批图像换成 channels_last 布局（CPU 上实测更快）。前向的数值不变，
-    但反向用的算法不同，参数与 channels_last=False 时并不逐位相同（都是正确的结果，只是求和顺序不同）。log_dir 给出时写 TensorBoard 日志。
+    但反向用的算法不同，参数与 channels_last=False 时并不逐位相同（都是正确的结果，只是求和顺序不同）。
+    log_dir 给出时写 TensorBoard 日志；日志写不进去只警告一次，训练照常进行（见 SafeWriter）。
     on_eval(history) 在每次评估后调用。
     多进程训练时传入 DistributedDataParallel 包装后的模型：训练指标跨进程汇总，
     只有 0 号进程显示进度条、写 TensorBoard 日志。
@@ -141,11 +189,7 @@ def fit(
     else:
         raise ValueError(f"未知的学习率策略 {schedule!r}：可选 cosine、none")
     scaler = torch.amp.GradScaler(device.type, enabled=runtime.amp_dtype(device, amp) == torch.float16)
-    writer = None
-    if log_dir is not None and main:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(log_dir)
+    writer = SafeWriter(log_dir) if log_dir is not None and main else None
     eval_at = {math.ceil(steps_per_epoch * k / evals_per_epoch) for k in range(1, evals_per_epoch + 1)}
 
     history = History()
