@@ -10,7 +10,10 @@
 - export_nir / load_nir / run_nir，export_onnx / onnx_session / run_onnx：导出、读回、运行。
 
 导出先写到同一目录下的临时文件，在随包样本上核对通过后才改名为 --out；核对不通过时删掉临时文件，--out 保持原样。
-退出码见 snn_tutorial.cli：0 成功；1 导出完成但核对没有通过（什么也没写入 --out）；2 输入有误；130 Ctrl+C；143 SIGTERM。
+--out 必须带格式的扩展名（.nir 或 .onnx），不能是输入的检查点本身（无论怎么写路径），也不能是设备、管道之类的特殊文件；
+导出前先确认磁盘空间够。被强行结束的导出留下的临时文件，下一次导出到同一目录时清掉。
+退出码见 snn_tutorial.cli：0 成功；1 导出完成但核对没有通过、或写文件时出错（什么也没写入 --out）；2 输入有误；
+129 SIGHUP；130 Ctrl+C；143 SIGTERM。
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from spikingjelly.activation_based import functional, layer, neuron
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 from . import cli, data, runtime
-from .checkpoint import SHIPPED, load_checkpoint
+from .checkpoint import SHIPPED, load_checkpoint, remove_stale_temp_files
 from .models import CSNN
 
 DEPLOYABLE = SHIPPED.with_name("csnn_deploy_mnist.pt")   # 随包附带的可部署变体（平均池化）
@@ -43,6 +46,9 @@ ONNX_OPSET = 18
 
 class ExportError(RuntimeError):
     """模型无法按要求导出，消息为中文并说明如何处理。"""
+
+    def _render_traceback_(self):
+        return runtime.render_for_notebook(self)
 
 
 # ---------------------------------------------------------------- 折叠 BN
@@ -279,40 +285,53 @@ def build_parser() -> cli.ArgumentParser:
     p = cli.ArgumentParser(
         prog="python -m snn_tutorial.export",
         description="把本教程的卷积 SNN 导出为 NIR（神经形态交换格式）或 ONNX，先在随包样本上与 PyTorch 核对预测，通过后才写入 --out。",
-        epilog="退出码：0 成功；1 导出完成但与 PyTorch 的预测不一致（什么也没写入 --out）；2 参数或输入有误"
-               "（例如模型含最大池化，不能导出为 NIR）；130 Ctrl+C、143 SIGTERM。",
+        epilog="退出码：0 成功；1 导出完成但与 PyTorch 的预测不一致、或写文件时出错（什么也没写入 --out）；2 参数或输入有误"
+               "（例如模型含最大池化，不能导出为 NIR；--out 就是输入的检查点或没有 .nir/.onnx 扩展名）；"
+               "130 Ctrl+C、143 SIGTERM、129 SIGHUP。",
     )
     p.add_argument("--checkpoint", default=None, help=f"检查点路径（默认：随包附带的可部署变体 {DEPLOYABLE.name}）")
     p.add_argument("--format", choices=sorted(FORMATS), required=True,
                    help="nir：神经形态交换格式（需要平均池化、硬重置，BN 自动折叠）；onnx：通用推理格式（用 onnxruntime 核对）")
     p.add_argument("--out", default=None,
-                   help="输出文件（默认 checkpoints/<检查点名>.nir 或 .onnx）。给出已存在的目录、或以 / 结尾的路径时，"
-                        "文件放在该目录里并使用默认文件名。导出前先试写一次")
+                   help="输出文件（默认 checkpoints/<检查点名>.nir 或 .onnx），须以该格式的扩展名结尾，不能是输入的检查点。"
+                        "给出已存在的目录、或以 / 结尾的路径时，文件放在该目录里并使用默认文件名。导出前先试写一次")
     p.add_argument("--verify-images", type=cli.int_range(1, 200, hint="；核对用随包样本的 200 张测试图"), default=200,
                    help="用随包样本的前 N 张测试图核对，1 … 200（默认 200）")
-    p.add_argument("--threads", type=cli.positive_int, default=None, help="CPU 线程数，≥ 1（默认：全部可用核）")
+    p.add_argument("--threads", type=cli.thread_count, default=None, help=f"{cli.THREADS_HELP}（默认：全部可用核）")
     return p
+
+
+def export_bytes(model: nn.Module) -> int:
+    """导出文件大小的估计：参数按 float32 计（折叠 BN 后只少不多），再加 1 MB 的图结构与余量。"""
+    return sum(t.numel() * 4 for t in model.state_dict().values()) + 1024 * 1024
 
 
 @cli.command(interrupted="已中断（{how}）：没有写入任何文件。")
 def main(argv=None) -> Check:
     args = build_parser().parse_args(argv)
     runtime.set_cpu_threads(args.threads)
-    path = Path(args.checkpoint) if args.checkpoint is not None else DEPLOYABLE
+    path = Path(args.checkpoint).expanduser() if args.checkpoint is not None else DEPLOYABLE
+    suffix = FORMATS[args.format]
+    out = cli.resolve_out(args.out if args.out is not None else "checkpoints/", path.stem + suffix)
+    if out.suffix.lower() != suffix:   # 在读检查点之前：--out 写错（例如写成了检查点的名字）时什么也不做
+        cli.fail(f"--out {out} 没有 {suffix} 扩展名：{args.format.upper()} 文件应以 {suffix} 结尾"
+                 f"（例如 {out.with_suffix(suffix) if out.suffix else out.with_name(out.name + suffix)}）。"
+                 f"这样检查点之类的文件不会被误写成 {args.format.upper()}；还没有导出任何东西。")
     model, ckpt = load_checkpoint(path, "cpu")
-    out = cli.resolve_out(args.out if args.out is not None else "checkpoints/", path.stem + FORMATS[args.format])
     try:
         _require_csnn(model)
         if args.format == "nir":
             spiking_core(model)                      # 不能导出时，在写任何东西之前就报错
     except ExportError as err:
         cli.fail(f"{args.checkpoint or DEPLOYABLE.name}（模型 {ckpt['model']}，配置 {ckpt['config']}）：{err}")
-    cli.check_output_file(out, not_started="还没有导出任何东西")
+    cli.check_output_file(out, size_hint=export_bytes(model), not_started="还没有导出任何东西", inputs=(path,))
     x, _ = data.load_raw("mnist-sample", train=False)
     x = data.normalize(x[:args.verify_images])
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
+    remove_stale_temp_files(out.parent)   # 以前被强行结束的导出（SIGKILL、h5py 崩溃）留下的临时文件
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        os.close(fd)
         (export_nir if args.format == "nir" else export_onnx)(model, tmp)
         result = verify(model, args.format, tmp, x)
         if not result.ok:
@@ -320,8 +339,13 @@ def main(argv=None) -> Check:
                      f"（{result.what}的最大差 {result.max_diff:.3g}）。没有写入 {out}。", cli.EXIT_FAILED)
         os.chmod(tmp, 0o644)
         os.replace(tmp, out)
+    except OSError as err:   # 导出途中磁盘写满、目录被删……
+        kept = f"{out} 保持原样" if out.exists() else f"没有写入 {out}"
+        cli.fail(f"导出时无法写文件（{runtime.describe_os_error(err)}）；临时文件已删除，{kept}。请换一个可写、有空间的位置再导出。",
+                 cli.EXIT_FAILED)
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
     source = args.checkpoint or f"随包附带的 {DEPLOYABLE.name}"
     print(f"已导出 {args.format.upper()}：{out}（{out.stat().st_size / 1e6:.1f} MB；来自 {source}，模型 {ckpt['model']} {ckpt['config']}）")
     print(f"核对：随包样本的 {result.images} 张测试图上，预测与 PyTorch 全部相同；{result.what}的最大差 {result.max_diff:.3g}")
