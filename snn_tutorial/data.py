@@ -6,11 +6,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gzip
+import hashlib
+import json
 import math
 import os
+import stat
 import tempfile
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +24,7 @@ from urllib.error import URLError
 import torch
 from torchvision import datasets, transforms
 
-from .runtime import SEED_MAX, describe_os_error, writable_dir_problem
+from .runtime import SEED_MAX, describe_os_error, file_kind, link_problem, render_for_notebook, writable_dir_problem
 
 DATA_ENV = "SNN_DATA_DIR"
 
@@ -30,6 +35,19 @@ ALL_FILES = (
     ("t10k-images-idx3-ubyte", 7_840_016),
     ("t10k-labels-idx1-ubyte", 10_008),
 )
+
+
+# 官方文件解压后的 MD5（MNIST：公开记录的值，与 torchvision 下载、解压出的文件一致）。
+# Fashion-MNIST 只有 .gz 的官方 MD5（torchvision 的 FashionMNIST.resources）：有 .gz 时先核对它，再用它解压出的内容核对解压后的文件。
+OFFICIAL_MD5 = {
+    "MNIST": {
+        "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+        "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+        "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+        "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+    },
+}
+CACHE_ENV = "XDG_CACHE_HOME"
 
 
 @dataclass(frozen=True)
@@ -57,6 +75,9 @@ DATASETS = {
 
 class DataError(RuntimeError):
     """数据相关错误的基类，消息为中文并说明如何处理。"""
+
+    def _render_traceback_(self):   # 在笔记本里中文说明放在最前面，不显示长长的调用栈（见 runtime.render_for_notebook）
+        return render_for_notebook(self)
 
 
 class DataPathError(DataError):
@@ -123,6 +144,9 @@ def _has_raw_files(folder: Path) -> bool:
 def _check_root(root: Path, source: str, info: DatasetInfo) -> None:
     """尽早发现常见的路径错误：目录不存在、指向了文件、多写了 MNIST/raw、原始文件没放进 MNIST/raw/。"""
     if source != "默认" and not root.exists():
+        problem = link_problem(root)
+        if problem is not None:
+            raise DataPathError(f"数据目录不能用（来自{source}）：{problem}。请修正这个链接，或直接给出数据目录的路径。")
         raise DataPathError(
             f"数据目录不存在：{root}（来自{source}）。\n"
             f"请检查拼写；若想把数据下载到这里，先创建该目录。"
@@ -170,16 +194,27 @@ def _missing_message(raw_dir: Path, info: DatasetInfo, missing: list[str], reaso
     )
 
 
+def _redo_advice(path: Path) -> str:
+    """坏掉的解压后文件该怎么办：旁边有 .gz 时只删它本身（会从 .gz 重新解压；离线时 .gz 可能是唯一完好的副本），否则重新下载或复制。"""
+    gz = path.with_name(path.name + ".gz")
+    if gz.exists():
+        return (f"请只删除 {path.name}，不要删除同目录下的 {gz.name}：重新运行时程序会从 {gz.name} 重新解压出完整的文件"
+                f"（若 .gz 本身也有问题，到时会再告诉你）。")
+    return "请删除这个文件，然后重新运行以重新下载（需要联网），或从别处重新复制完整的文件。"
+
+
 def _check_files(raw_dir: Path) -> None:
     """按文件大小检查四个文件是否被截断（torchvision 需要四个文件都在）。"""
     for name, size in ALL_FILES:
         path = raw_dir / name
-        actual = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise CorruptDataError(f"数据文件 {path} 是一个{file_kind(info.st_mode)}，不是普通文件。请换成官方的数据文件。")
+        actual = info.st_size
         if actual != size:
             raise CorruptDataError(
                 f"数据文件不完整或已损坏：{path}\n"
-                f"应有 {size} 字节，实际 {actual} 字节（下载中断或复制不完整）。\n"
-                f"请删除这个文件（同目录下若有 {name}.gz 也一并删除），然后重新运行以重新下载，或重新复制完整的文件。"
+                f"应有 {size} 字节，实际 {actual} 字节（下载中断或复制不完整）。\n{_redo_advice(path)}"
             )
 
 
@@ -201,12 +236,130 @@ def _check_headers(raw_dir: Path, info: DatasetInfo) -> None:
         if header != expected:
             raise CorruptDataError(
                 f"数据文件 {path} 的文件头不对：开头应为 {expected.hex(' ')}（IDX 格式），实际是 {header.hex(' ')}。\n"
-                f"它不是 {info.name} 的原始文件，或已损坏。请换成官方的文件：删除它后重新运行会重新下载，或从别处复制完整的文件。"
+                f"它不是 {info.name} 的原始文件，或已损坏。{_redo_advice(path)}"
             )
 
 
+# ---------------------------------------------------------------- 内容核对（MD5），结论缓存在用户的缓存目录
+def cache_dir() -> Path:
+    """本教程的缓存目录：$XDG_CACHE_HOME/snn-tutorial（默认 ~/.cache/snn-tutorial）。从不写进数据目录（它可能是只读的）。"""
+    base = os.environ.get(CACHE_ENV, "").strip()
+    return (Path(base) if base else Path.home() / ".cache") / "snn-tutorial"
+
+
+_VERIFIED: dict[str, list] = {}   # 本进程里已核对过的文件，避免每次加载都重读缓存文件
+
+
+def _stat_key(path: Path) -> tuple[str, list]:
+    info = os.stat(path)
+    return os.path.realpath(path), [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev]
+
+
+def _cache_file() -> Path:
+    return cache_dir() / "verified-data.json"
+
+
+def _read_cache() -> dict:
+    try:
+        with open(_cache_file(), encoding="utf-8") as f:
+            cache = json.load(f)
+        return cache if isinstance(cache, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _remember(entries: dict) -> None:
+    """把核对通过的文件记进缓存（写不进去就算了：下次再核对一遍，不到一秒）。"""
+    _VERIFIED.update(entries)
+    cache = _read_cache()
+    cache.update(entries)
+    target = _cache_file()
+    tmp = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".verified.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(cache, f)
+        os.replace(tmp, target)
+    except OSError:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def file_md5(path: str | os.PathLike, gz: bool = False) -> str:
+    """文件（gz=True 时为 gzip 解压后的内容）的 MD5。"""
+    digest = hashlib.md5(usedforsecurity=False)
+    with (gzip.open if gz else open)(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _official_gz_md5(info: DatasetInfo) -> dict[str, str]:
+    return {Path(name).name.removesuffix(".gz"): md5 for name, md5 in getattr(info.torchvision_class, "resources", [])}
+
+
+def _expected_md5(raw_dir: Path, name: str, info: DatasetInfo) -> str | None:
+    """name 解压后应有的 MD5；不知道时返回 None（Fashion-MNIST 没有官方的 .gz 在旁边时）。"""
+    known = OFFICIAL_MD5.get(info.folder, {}).get(name)
+    if known is not None:
+        return known
+    gz = raw_dir / f"{name}.gz"
+    wanted = _official_gz_md5(info).get(name)
+    try:
+        if wanted is not None and gz.exists() and file_md5(gz) == wanted:
+            return file_md5(gz, gz=True)
+    except (OSError, EOFError, zlib.error):
+        return None
+    return None
+
+
+def _verify_content(raw_dir: Path, info: DatasetInfo, names: list[str]) -> None:
+    """核对文件内容与官方文件一致（MD5）。每个文件只在第一次用到时核对一次，结论按（路径、大小、修改时间……）缓存；
+    文件被改动后会重新核对。大小与文件头都对、内容却被改过（全零的云盘占位文件、中断的 rsync --inplace）时报错。"""
+    cache = None
+    fresh = {}
+    for name in names:
+        path = raw_dir / name
+        key, value = _stat_key(path)
+        if _VERIFIED.get(key) == value:
+            continue
+        if cache is None:
+            cache = _read_cache()
+        if cache.get(key) == value:
+            _VERIFIED[key] = value
+            continue
+        expected = _expected_md5(raw_dir, name, info)
+        if expected is None:
+            continue   # 无从核对：只做下面加载后的空白图检查
+        actual = file_md5(path)
+        if actual != expected:
+            raise CorruptDataError(
+                f"数据文件 {path} 的内容与官方的 {info.name} 文件不一致（MD5 应为 {expected}，实际 {actual}）。\n"
+                f"它的大小和文件头都对，但内容被改过或损坏了（例如云盘只同步了占位文件、rsync --inplace 中途失败留下了全零的字节）。"
+                f"用它训练或评估，得到的准确率没有意义。{_redo_advice(path)}"
+            )
+        fresh[key] = value
+    if fresh:
+        _remember(fresh)
+
+
+BLANK_LIMIT = 10   # 真实的 MNIST / Fashion-MNIST 里没有全黑的图；多于这么多张全黑的图说明文件内容被清零了
+
+
+def _check_blank(images: torch.Tensor, path: Path, info: DatasetInfo) -> None:
+    blank = torch.nonzero(images.flatten(1).amax(1) == 0).flatten()
+    if len(blank) > BLANK_LIMIT:
+        raise CorruptDataError(
+            f"数据文件 {path} 里有 {len(blank)} 张全黑的图（第一张是第 {int(blank[0])} 张）：文件内容被清零了"
+            f"（例如云盘只同步了占位文件、rsync --inplace 中途失败），真实的 {info.name} 里没有这样的图。\n{_redo_advice(path)}"
+        )
+
+
 def _extract_gz(gz: Path, target: Path, size: int, info: DatasetInfo) -> None:
-    """把 <name>.gz 解压成 <name>（先写临时文件再改名）。不要求是官方压缩包，但解压结果必须大小正确。"""
+    """把 <name>.gz 解压成 <name>（先写临时文件再改名）。不要求是官方压缩包，但解压结果必须大小正确，
+    已知官方 MD5 时内容也必须一致。"""
     problem = writable_dir_problem(target.parent, create=False)
     if problem is not None:
         raise DataPermissionError(
@@ -216,19 +369,31 @@ def _extract_gz(gz: Path, target: Path, size: int, info: DatasetInfo) -> None:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         written = 0
+        digest = hashlib.md5(usedforsecurity=False)
         with os.fdopen(fd, "wb") as out, gzip.open(gz, "rb") as src:
             while written <= size:  # 最多多读 1 字节：足以判断“太大”，又不会被异常大的文件填满磁盘
                 chunk = src.read(min(1 << 20, size + 1 - written))
                 if not chunk:
                     break
                 out.write(chunk)
+                digest.update(chunk)
                 written += len(chunk)
+        expected = OFFICIAL_MD5.get(info.folder, {}).get(target.name)
+        if written == size and expected is not None and digest.hexdigest() != expected:
+            raise CorruptDataError(
+                f"{gz} 解压出的内容与官方的 {info.name} 文件不一致（MD5 应为 {expected}，实际 {digest.hexdigest()}）："
+                f"它不是官方文件压缩成的，或已损坏。没有解压出 {target.name}。\n"
+                f"请重新下载这个 .gz 文件，或直接放入解压后的官方文件 {target.name}。"
+            )
         if written != size:
             raise CorruptDataError(
                 f"{gz} 解压后{'超过' if written > size else '只有'} {written if written <= size else size} 字节，"
                 f"而 {target.name} 应有 {size} 字节：它不是 {info.name} 的官方压缩包，或已损坏/不完整。\n"
                 f"请重新下载这个 .gz 文件，或直接放入解压后的 {target.name}。"
             )
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)   # mkstemp 建的文件只有本人可读；解压出的数据文件应与普通文件一样，别的账户也能读
         os.replace(tmp, target)
     except PermissionError:
         raise
@@ -289,9 +454,20 @@ def load_raw(
         raise DataPermissionError(_permission_message(err, root_path)) from err
 
 
+def _check_links(raw_dir: Path) -> None:
+    """数据文件是失效的或循环的符号链接时明说（否则会被当成“缺失”，下载还会顺着失效的链接写到别处）。"""
+    for name, _ in ALL_FILES:
+        for path in (raw_dir / name, raw_dir / f"{name}.gz"):
+            if os.path.lexists(path):
+                problem = link_problem(path)
+                if problem is not None:
+                    raise DataPathError(f"数据文件不能用：{problem}。请修正或删除这个链接，再重新运行。")
+
+
 def _load_raw_files(info: DatasetInfo, train: bool, root_path: Path, source: str, download: bool):
     _check_root(root_path, source, info)
     raw_dir = root_path / info.folder / "raw"
+    _check_links(raw_dir)
     for name, size in ALL_FILES:  # 只有 .gz 的文件先解压（README 说 .gz 也可以）
         gz = raw_dir / f"{name}.gz"
         if not (raw_dir / name).exists() and gz.exists():
@@ -315,6 +491,9 @@ def _load_raw_files(info: DatasetInfo, train: bool, root_path: Path, source: str
             raise DataNotFoundError(_missing_message(raw_dir, info, missing, reason, disk_problem=disk)) from err
     _check_files(raw_dir)
     _check_headers(raw_dir, info)
+    prefix = "train" if train else "t10k"
+    images_file, labels_file = raw_dir / f"{prefix}-images-idx3-ubyte", raw_dir / f"{prefix}-labels-idx1-ubyte"
+    _verify_content(raw_dir, info, [images_file.name, labels_file.name])
     try:
         ds = info.torchvision_class(str(root_path), train=train, download=False)
     except PermissionError:
@@ -327,13 +506,13 @@ def _load_raw_files(info: DatasetInfo, train: bool, root_path: Path, source: str
     labels = ds.targets.long()
     bad = torch.nonzero((labels < 0) | (labels >= len(info.classes))).flatten()
     if len(bad):
-        label_file = raw_dir / f"{'train' if train else 't10k'}-labels-idx1-ubyte"
         first = int(bad[0])
         raise CorruptDataError(
-            f"标签文件 {label_file} 里有 {len(bad)} 个超出 0–{len(info.classes) - 1} 的标签"
+            f"标签文件 {labels_file} 里有 {len(bad)} 个超出 0–{len(info.classes) - 1} 的标签"
             f"（第一个在第 {first} 个位置，值为 {int(labels[first])}）：它已损坏，或不是 {info.name} 的标签文件。\n"
-            f"请换成官方的文件：删除它后重新运行会重新下载，或从别处复制完整的文件。"
+            f"{_redo_advice(labels_file)}"
         )
+    _check_blank(ds.data, images_file, info)
     return ds.data.unsqueeze(1).contiguous(), labels
 
 
@@ -617,30 +796,66 @@ SAMPLE_PER_CLASS = 100
 SAMPLE_TRAIN = 800  # 当作数据集 "mnist-sample" 使用时，前 800 张为训练集
 
 
-def build_sample(root: str | os.PathLike | None = None, out: Path = SAMPLE_FILE, per_class: int = SAMPLE_PER_CLASS) -> Path:
+def build_sample(root: str | os.PathLike | None = None, out: str | os.PathLike | None = None, per_class: int = SAMPLE_PER_CLASS,
+                 download: bool = True) -> Path:
     """从 MNIST 测试集中按原顺序取每类前 per_class 张，写成压缩的 npz（离线演示与单元测试用）。
 
     重新生成：python -m snn_tutorial.data --build-sample --data-dir 数据目录
+    先确认 out 所在的目录可写，再读数据；写到临时文件后才替换 out，中途失败时原来的样本保持不变。
     """
     import numpy as np
 
-    images, labels = load_raw("mnist", train=False, root=root, download=False)
+    out = Path(out) if out is not None else SAMPLE_FILE
+    problem = writable_dir_problem(out.parent)
+    if problem is not None:
+        raise DataPermissionError(f"无法写入小样本 {out}：{problem}。原来的样本保持不变；请换一个可写的位置，或给这个目录加上写权限。")
+    images, labels = load_raw("mnist", train=False, root=root, download=download)
     keep = torch.cat([torch.nonzero(labels == c).flatten()[:per_class] for c in range(10)]).sort().values
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, images=images[keep].numpy(), labels=labels[keep].numpy().astype("uint8"),
-                        test_index=keep.numpy().astype("int32"))
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, images=images[keep].numpy(), labels=labels[keep].numpy().astype("uint8"),
+                                test_index=keep.numpy().astype("int32"))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except OSError as err:
+        raise DataPermissionError(f"无法写入小样本 {out}：{describe_os_error(err)}。原来的样本保持不变。") from err
+    finally:
+        Path(tmp).unlink(missing_ok=True)
     return out
+
+
+def _sample_broken(reason: str) -> CorruptDataError:
+    return CorruptDataError(
+        f"随包附带的小样本 {SAMPLE_FILE} 已损坏或不完整（{reason}）。\n"
+        f"请恢复它：在仓库里运行 git checkout -- snn_tutorial/assets/{SAMPLE_FILE.name}，或重新安装本教程的包；"
+        f"有完整的 MNIST 时也可以用 python -m snn_tutorial.data --build-sample 重新生成。"
+    )
 
 
 def load_sample() -> tuple[torch.Tensor, torch.Tensor]:
     """随包附带的 MNIST 小样本：(图像 uint8 [1000,1,28,28], 标签 int64 [1000])，每类 100 张。
 
     来自 MNIST 测试集（Yann LeCun、Corinna Cortes、Christopher J.C. Burges，CC BY-SA 3.0）。
+    文件缺失、被截断或内容不对时抛出中文的 CorruptDataError（说明怎样恢复），没有读权限时抛出 DataPermissionError。
     """
     import numpy as np
 
-    with np.load(SAMPLE_FILE, allow_pickle=False) as f:
-        return torch.from_numpy(f["images"].copy()), torch.from_numpy(f["labels"].astype("int64"))
+    try:
+        with np.load(SAMPLE_FILE, allow_pickle=False) as f:
+            images, labels = f["images"].copy(), f["labels"]
+    except PermissionError as err:
+        raise DataPermissionError(f"没有权限读取随包附带的小样本 {SAMPLE_FILE}（{describe_os_error(err, reading=True)}）。"
+                                  f"文件本身可能完好：请检查它的权限（例如 ls -l）。") from err
+    except FileNotFoundError as err:
+        raise _sample_broken("文件不存在") from err
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+        # 截断或被改写的 .npz：numpy 会报 BadZipFile、EOFError，或建议 allow_pickle=True（不要照做：那会执行文件里的代码）
+        raise _sample_broken(f"{type(err).__name__}") from err
+    if (images.dtype != np.uint8 or images.shape[1:] != (1, 28, 28) or labels.shape != (len(images),)
+            or len(images) != 10 * SAMPLE_PER_CLASS or labels.max(initial=0) > 9):
+        raise _sample_broken(f"内容不对：图像 {images.dtype} {images.shape}，标签 {labels.shape}")
+    return torch.from_numpy(images), torch.from_numpy(labels.astype("int64"))
 
 
 def _nearest_neighbour_wrong(query: torch.Tensor, query_y: torch.Tensor, ref: torch.Tensor, ref_y: torch.Tensor) -> torch.Tensor:
@@ -650,7 +865,7 @@ def _nearest_neighbour_wrong(query: torch.Tensor, query_y: torch.Tensor, ref: to
     return torch.cat(wrong)
 
 
-def check_split(root: str | os.PathLike | None = None, folds: int = 12) -> dict[str, float]:
+def check_split(root: str | os.PathLike | None = None, folds: int = 12, download: bool = True) -> dict[str, float]:
     """量一量 MNIST 训练集里相邻的图是否更像（常出自同一个书写者），以及这对验证集的划分意味着什么。
 
     返回（并由 python -m snn_tutorial.data --check-split 打印）：
@@ -658,7 +873,7 @@ def check_split(root: str | os.PathLike | None = None, folds: int = 12) -> dict[
     - knn_tail / knn_random：把训练集分成 folds 份，每份用其余各份做最近邻分类的错误率，
       分别按连续的段（与 how="tail" 同样的切法）与按固定种子随机分份；knn_tail_last 是最后一段的错误率。
     """
-    images, labels = load_raw("mnist", train=True, root=root, download=False)
+    images, labels = load_raw("mnist", train=True, root=root, download=download)
     x, y = images.flatten(1).float().div(255), labels
     gen = torch.Generator().manual_seed(VALIDATION_SEED)
     adjacent, random_pairs = [], []
@@ -687,9 +902,11 @@ def _main(argv=None) -> None:
     @cli.command()
     def run(argv):
         parser = cli.ArgumentParser(prog="python -m snn_tutorial.data", description="数据工具：重新生成随包附带的 MNIST 小样本；检查验证集的划分方式。")
-        parser.add_argument("--build-sample", action="store_true", help="从 MNIST 测试集重新生成小样本（会覆盖随包的样本文件）")
+        parser.add_argument("--build-sample", action="store_true",
+                            help="从 MNIST 测试集重新生成小样本（会覆盖随包的样本文件；数据目录里没有 MNIST 时先自动下载）")
         parser.add_argument("--check-split", action="store_true",
-                            help="量一量 MNIST 训练集里相邻的图是否更像，以及连续一段与随机抽取作验证集时最近邻分类的错误率（2 核 CPU 上约 1.5 分钟）")
+                            help="量一量 MNIST 训练集里相邻的图是否更像，以及连续一段与随机抽取作验证集时最近邻分类的错误率"
+                                 "（2 核 CPU 上约 1.5 分钟；数据目录里没有 MNIST 时先自动下载）")
         parser.add_argument("--data-dir", default=None, help=f"数据目录（默认：环境变量 {DATA_ENV}，否则仓库下的 data/）")
         args = parser.parse_args(argv)
         if args.build_sample:

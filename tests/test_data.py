@@ -1,5 +1,6 @@
 """数据层：数据目录解析、各种错误输入的中文提示、小样本、张量批次。"""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,19 +15,29 @@ from snn_tutorial.data import (
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def write_fake_files(root: Path, truncate: str | None = None) -> Path:
-    """写出大小正确的四个假 MNIST 文件（合法的 IDX 文件头 + 全零数据），可选截断其中一个。"""
+def write_fake_files(root: Path, truncate: str | None = None, ink: bool = False) -> Path:
+    """写出大小正确的四个假 MNIST 文件（合法的 IDX 文件头 + 全零数据），可选截断其中一个。
+
+    全零的像素正是“大小与文件头都对、内容被清零”的坏文件，加载时会被认出来；ink=True 时每张图有一个亮点
+    （配合 trust 把它们当作官方文件，用来测试与内容无关的逻辑）。
+    """
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for name, size in data.ALL_FILES:
         n = 60000 if name.startswith("train") else 10000
         header = (b"\x00\x00\x08\x03" + n.to_bytes(4, "big") + (28).to_bytes(4, "big") * 2) if "images" in name \
             else (b"\x00\x00\x08\x01" + n.to_bytes(4, "big"))
-        payload = header + bytes(size - len(header))
+        body = (bytes(783) + b"\xff") * n if ink and "images" in name else bytes(size - len(header))
+        payload = header + body
         if name == truncate:
             payload = payload[: size // 2]
         (raw / name).write_bytes(payload)
     return raw
+
+
+def trust(monkeypatch, raw: Path) -> None:
+    """把 raw 里的假文件当作官方文件（替换官方 MD5）：测试与文件内容无关的逻辑（路径、格式）时用。"""
+    monkeypatch.setitem(data.OFFICIAL_MD5, "MNIST", {name: data.file_md5(raw / name) for name, _ in data.ALL_FILES})
 
 
 # ---------------------------------------------------------------- 数据目录解析
@@ -60,9 +71,10 @@ def test_path_too_deep(tmp_path, depth):
     assert f"请把数据目录设为 {tmp_path}" in str(err.value)
 
 
-def test_files_directly_in_plain_folder(tmp_path):
+def test_files_directly_in_plain_folder(tmp_path, monkeypatch):
     """四个文件直接放在普通文件夹里：不是“太深”，而是要建 MNIST/raw/ 把文件移进去（数据目录不变）。"""
-    raw = write_fake_files(tmp_path)
+    raw = write_fake_files(tmp_path, ink=True)
+    trust(monkeypatch, raw)
     plain = tmp_path / "plain"
     raw.rename(plain)
     with pytest.raises(DataPathError) as err:
@@ -110,10 +122,38 @@ def test_corrupt_header(tmp_path):
     assert str(f) in str(err.value)                     # 指明是哪一个文件
 
 
-def test_fake_files_load(tmp_path):
-    write_fake_files(tmp_path)
+def test_fake_files_load(tmp_path, monkeypatch):
+    trust(monkeypatch, write_fake_files(tmp_path, ink=True))
     x, y = load_raw(train=False, root=tmp_path)
     assert x.shape == (10000, 1, 28, 28) and x.dtype == torch.uint8 and y.shape == (10000,)
+
+
+def test_zeroed_files_are_refused(tmp_path):
+    """大小与文件头都对、像素全是 0（云盘的占位文件、中断的 rsync --inplace）：按官方 MD5 认出来，不会评估出 11% 的准确率。"""
+    write_fake_files(tmp_path)
+    with pytest.raises(CorruptDataError, match="内容与官方的 mnist 文件不一致") as err:
+        load_raw(train=False, root=tmp_path)
+    assert "t10k-images-idx3-ubyte" in str(err.value)
+
+
+def test_extracted_files_are_readable_by_others(tmp_path):
+    """从 .gz 解压出的文件与普通文件一样按 umask 设权限（不是临时文件的 0600），别的账户也能读共享的数据目录。"""
+    import gzip
+    import stat
+
+    raw = write_fake_files(tmp_path / "src", ink=True)
+    target = tmp_path / "d" / "FashionMNIST" / "raw"           # Fashion-MNIST：假文件也能解压（没有解压后文件的官方 MD5）
+    target.mkdir(parents=True)
+    for name, _ in data.ALL_FILES:
+        (target / f"{name}.gz").write_bytes(gzip.compress((raw / name).read_bytes(), compresslevel=1))
+    old = os.umask(0o022)
+    try:
+        x, _ = load_raw("fashion-mnist", train=False, root=tmp_path / "d")
+    finally:
+        os.umask(old)
+    extracted = sorted(p for p in target.iterdir() if not p.name.endswith(".gz"))
+    assert x.shape == (10000, 1, 28, 28) and len(extracted) == 4
+    assert [stat.S_IMODE(p.stat().st_mode) for p in extracted] == [0o644] * 4
 
 
 @pytest.mark.skipif(not SHARED.exists(), reason="没有完整的 MNIST")
@@ -202,8 +242,13 @@ def test_random_shift_is_a_translation():
     assert torch.all(shifted[~bright.unsqueeze(1)] == data.normalize(torch.zeros(1, dtype=torch.uint8)))
 
 
-def test_dataloader_route_matches_tensor_route(tmp_path):
-    root = SHARED if SHARED.exists() else write_fake_files(tmp_path).parents[1]
+def test_dataloader_route_matches_tensor_route(tmp_path, monkeypatch):
+    if SHARED.exists():
+        root = SHARED
+    else:
+        raw = write_fake_files(tmp_path, ink=True)
+        trust(monkeypatch, raw)
+        root = raw.parents[1]
     loader = data.dataloader(train=False, root=root, batch_size=32)
     xb, yb = next(iter(loader))
     fast = next(iter(data.tensor_batches(train=False, root=root, batch_size=32)))
