@@ -37,7 +37,10 @@ def test_missing_file(tmp_path):
 def test_garbage_file(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"this is not a checkpoint at all")
-    with pytest.raises(CheckpointError, match="不是有效的 PyTorch 检查点"):
+    with pytest.raises(CheckpointError, match="不是检查点：它是文本文件"):
+        load_checkpoint(bad)
+    bad.write_bytes(bytes(range(256)))                     # 认不出的二进制：说明开头的字节
+    with pytest.raises(CheckpointError, match="格式无法识别.*00 01 02 03"):
         load_checkpoint(bad)
 
 

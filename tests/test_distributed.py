@@ -23,10 +23,10 @@ def _train(tmp_path, name, *launcher, out_arg=None):
 
 
 def test_two_gloo_processes_agree_and_checkpoint_loads(tmp_path):
-    # --out 给的是一个（还不存在的）目录：0 号进程把检查点存成其中的 csnn-mnist-sample.pt
+    # --out 给的是一个（还不存在的）目录：0 号进程把检查点存成其中的 csnn-mnist-sample-quick.pt（pytest 打开了快速模式）
     _, stdout = _train(tmp_path, "ddp", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                        out_arg=f"{tmp_path}/ddp/")
-    out = tmp_path / "ddp" / "csnn-mnist-sample.pt"
+    out = tmp_path / "ddp" / "csnn-mnist-sample-quick.pt"
     assert [p.name for p in out.parent.iterdir()] == [out.name]      # 只有 0 号进程保存，没有残留的临时文件
     assert "2 个进程（DistributedDataParallel）" in stdout
     assert "2 个进程的参数逐位一致：是" in stdout

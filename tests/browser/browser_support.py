@@ -3,6 +3,7 @@
 import contextlib
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -16,13 +17,31 @@ CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-st
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
+def browser_problem(executable: str) -> str | None:
+    """先让浏览器报一下版本：起不来（例如 /bin/false、坏掉的安装）时返回一句说明，能用时返回 None。"""
+    try:
+        res = subprocess.run([executable, "--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"无法运行（{type(err).__name__}: {err}）"
+    if res.returncode != 0 or "chrom" not in (res.stdout + res.stderr).lower():
+        said = (res.stdout + res.stderr).strip().splitlines()
+        return f"运行 --version 得到退出码 {res.returncode}{'、输出 ' + repr(said[0][:80]) if said else '、没有输出'}，不像 Chromium"
+    return None
+
+
 def find_chromium() -> str | None:
-    """按顺序找：环境变量 SNN_TUTORIAL_CHROMIUM，再是 PATH 上的 chromium、chromium-browser、google-chrome。"""
+    """按顺序找：环境变量 SNN_TUTORIAL_CHROMIUM，再是 PATH 上的 chromium、chromium-browser、google-chrome。
+
+    环境变量指定的浏览器先试运行一次（--version）：不能用时给出一行说明就失败，而不是 Playwright 的一长串调用栈。
+    """
     wanted = os.environ.get(BROWSER_ENV, "").strip()
     if wanted:
         found = shutil.which(wanted) or (wanted if Path(wanted).is_file() else None)
         if found is None:
-            pytest.fail(f"{BROWSER_ENV}={wanted!r} 不是可执行文件 / is not an executable")
+            pytest.fail(f"{BROWSER_ENV}={wanted!r} 不是可执行文件 / is not an executable", pytrace=False)
+        problem = browser_problem(found)
+        if problem is not None:
+            pytest.fail(f"{BROWSER_ENV}={wanted!r} 不能用：{problem} / is not a working Chromium", pytrace=False)
         return found
     return next((path for name in CANDIDATES if (path := shutil.which(name))), None)
 
