@@ -91,7 +91,8 @@ def build_parser() -> cli.ArgumentParser:
                         "给出已存在的目录、或以 / 结尾的路径时，检查点放在该目录里并使用默认文件名。训练开始前会先试写一次")
     p.add_argument("--log-dir", default=None, help="TensorBoard 日志目录（默认不写）；例如 runs/csnn。训练开始前会先试写一次")
     p.add_argument("--seed", type=cli.seed_int, default=0, help=f"随机种子，0 … {runtime.SEED_MAX}（默认 0）")
-    p.add_argument("--evals-per-epoch", type=cli.positive_int, default=1, help="每轮评估几次，≥ 1（默认 1）")
+    p.add_argument("--evals-per-epoch", type=cli.int_range(1, 1000, hint="；每轮评估再多，时间就都花在评估上了"), default=1,
+                   help="每轮评估几次，1 … 1000（默认 1）")
     p.add_argument("--no-amp", action="store_true", help="不用自动混合精度（默认：CUDA 上 float16；CPU 有原生 bfloat16 指令（AVX-512 BF16 或 AMX）时 bfloat16，其余 CPU 本来就不用）")
     p.add_argument("--no-progress", action="store_true", help="不显示进度条")
     p.add_argument("--compile", action="store_true",
