@@ -1065,7 +1065,7 @@ def _two_ranks(tmp_path, timeout: str):
 @pytest.mark.parametrize("fault", ["kill", "stop"])
 def test_distributed_fault_on_other_rank_saves_rank0_snapshot(tmp_path, fault):
     """另一个进程被 kill -9（连接断开）或 kill -STOP（一直不回应）：0 号进程不再无限等待，而是保存最近一次评估的权重。"""
-    rank0, rank1 = _two_ranks(tmp_path, timeout="4")
+    rank0, rank1 = _two_ranks(tmp_path, timeout="10")   # 留出两个进程启动快慢不一的余量（建立进程组也受这个超时限制）
     try:
         _wait_for_line(rank0, "第 ")
         rank1.send_signal(signal.SIGKILL if fault == "kill" else signal.SIGSTOP)
