@@ -1,11 +1,13 @@
-"""浏览器测试的共用工具：找到 Chromium、按步骤截图。"""
+"""浏览器测试的共用工具：找到 Chromium、给它配好中文字体、按步骤截图。"""
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import time
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import pytest
 
@@ -80,3 +82,58 @@ class Steps:
 
     def report(self) -> str:
         return "；".join(f"{name} {seconds:.1f} 秒" for name, seconds in self.timings)
+
+
+# Chromium 实际用来画汉字的字体，名字里有这些之一才算 CJK 字体（不是方框）
+CJK_FONT = re.compile(r"CJK|Han Sans|Han Serif|WenQuanYi|Droid Sans Fallback|AR PL|YaHei|SimSun|SimHei|DengXian|"
+                      r"PingFang|Hiragino|Heiti|Songti|STHeiti|Noto Sans SC|Noto Serif SC", re.IGNORECASE)
+
+
+def write_fontconfig(folder: Path, *, only_pip_font: bool = False) -> Path:
+    """写一份 fontconfig 配置交给 Chromium（环境变量 FONTCONFIG_FILE）：系统原有的配置，再加上 pip 装的中文字体的目录。
+
+    没有系统中文字体的机器（CI 不装 fonts-noto-cjk）上，网页版与 JupyterLab 里的中文就用这个字体显示。
+    only_pip_font=True 时排除其他所有支持简体中文的字体，模拟一台只有 pip 字体的机器。
+    """
+    from snn_tutorial.plotting import PIP_FONT_PACKAGE, pip_font_file
+
+    pip_file = pip_font_file()
+    if pip_file is None:
+        pytest.fail(f"没有安装 {PIP_FONT_PACKAGE}（pip install -e \".[dev]\"）/ the CJK font package is missing",
+                    pytrace=False)
+    pip_file = pip_file.resolve()
+    # 原有的配置：用户自己设了 FONTCONFIG_FILE 就沿用它，否则是 fontconfig 在其配置目录里的 fonts.conf
+    base = os.environ.get("FONTCONFIG_FILE", "").strip() or "fonts.conf"
+    lines = ['<?xml version="1.0"?>', '<!DOCTYPE fontconfig SYSTEM "urn:fontconfig:fonts.dtd">', "<fontconfig>",
+             f"  <cachedir>{escape(str(folder / 'cache'))}</cachedir>",
+             f'  <include ignore_missing="yes">{escape(base)}</include>',
+             f"  <dir>{escape(str(pip_file.parent))}</dir>"]
+    if only_pip_font:
+        lines += ['  <selectfont><rejectfont><pattern><patelt name="lang"><string>zh-cn</string></patelt>'
+                  "</pattern></rejectfont></selectfont>",
+                  f'  <selectfont><acceptfont><pattern><patelt name="file"><string>{escape(str(pip_file))}</string>'
+                  "</patelt></pattern></acceptfont></selectfont>"]
+    lines.append("</fontconfig>")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "fonts.conf"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def platform_fonts(page, selector: str) -> list[dict]:
+    """Chromium 实际用来画这个元素里文字的字体（DevTools 协议 CSS.getPlatformFontsForNode）。"""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        cdp.send("DOM.enable")
+        cdp.send("CSS.enable")
+        root = cdp.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+        node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+        assert node, f"页面上没有 {selector}"
+        return cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    finally:
+        cdp.detach()
+
+
+def cjk_fonts_used(fonts: list[dict]) -> list[str]:
+    """platform_fonts 的结果里真的画了字的 CJK 字体。"""
+    return [f["familyName"] for f in fonts if CJK_FONT.search(f["familyName"]) and f["glyphCount"] > 0]

@@ -7,7 +7,9 @@
 import functools
 import http.server
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -16,13 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import NOTEBOOKS, ROOT, Steps
+from browser_support import NOTEBOOKS, ROOT, Steps, cjk_fonts_used, platform_fonts
 
 OUT = ROOT / "_build" / "book"
 # 与 README 中的命令相同（sphinx-build -c book . _build/book），另加 -E（从头构建，conf.py 改了也不会用旧结果）与 -W（任何警告都算失败）
 BUILD = [sys.executable, "-m", "sphinx", "-E", "-W", "--keep-going", "-q", "-c", "book", ".", str(OUT.relative_to(ROOT))]
-CJK_FONT = re.compile(r"CJK|Han Sans|Han Serif|WenQuanYi|Droid Sans Fallback|AR PL|YaHei|SimSun|SimHei|DengXian|"
-                      r"PingFang|Hiragino|Heiti|Songti|STHeiti|Noto Sans SC|Noto Serif SC", re.IGNORECASE)
 SEARCH_TERM = "膜电位"
 BOOK_PAGES = sorted((ROOT / "book").glob("*.md"))      # 首页与参考页（术语表、实验记录……）
 
@@ -109,20 +109,6 @@ def _broken_links(book: Path, site: str, links: list[str]) -> list[str]:
     return sorted(set(broken))
 
 
-def _platform_fonts(page, selector: str) -> list[dict]:
-    """Chromium 实际用来画这个元素里文字的字体（DevTools 协议 CSS.getPlatformFontsForNode）。"""
-    cdp = page.context.new_cdp_session(page)
-    try:
-        cdp.send("DOM.enable")
-        cdp.send("CSS.enable")
-        root = cdp.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
-        node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
-        assert node, f"页面上没有 {selector}"
-        return cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
-    finally:
-        cdp.detach()
-
-
 # 正文里还留着的 TeX：$...$、$$、\( \[（跳过代码、输出与 MathJax 已渲染的部分）
 RAW_MATH_JS = """() => {
   const article = document.querySelector('article') || document.body;
@@ -192,8 +178,8 @@ def test_every_page_in_browser(site, book, page, screenshots):
             problems += [f"{rel}：图片没有加载 {img['src']}" for img in images if not img["ok"]]
         with steps(f"{rel}：中文字体"):
             text = page.evaluate(MARK_CHINESE_JS)
-            fonts = _platform_fonts(page, "[data-cjk-probe]")
-            if not any(CJK_FONT.search(f["familyName"]) and f["glyphCount"] > 0 for f in fonts):
+            fonts = platform_fonts(page, "[data-cjk-probe]")
+            if not cjk_fonts_used(fonts):
                 problems.append(f"{rel}：中文 {text!r} 没有用 CJK 字体渲染，实际字体 {fonts}")
         page.evaluate("document.fonts.ready.then(() => true)")    # MathJax 的字体在排版之后才加载
         problems += [f"{rel}：请求失败 {item}" for item in failed]
@@ -217,3 +203,27 @@ def test_search_finds_membrane_potential(site, page, screenshots):
     found = {m.group(1) for h in hrefs if (m := re.search(r"notebooks/([0-9]{2}_[^/#?]+)\.html", h))}
     steps.shot("results", full_page=False)
     assert expected <= found, f"搜索“{SEARCH_TERM}”缺少 {sorted(expected - found)}；找到 {sorted(found)}"
+
+
+def test_chinese_with_only_the_pip_font(site, browser_only_pip_font, fontconfig_only_pip_font, screenshots):
+    """模拟没有系统中文字体的机器（CI 不装 fonts-noto-cjk）：fontconfig 只留 pip 装的 Noto Sans SC，中文仍不是方框。"""
+    from snn_tutorial.plotting import pip_font_file
+
+    if shutil.which("fc-list"):      # fontconfig 自己的命令行：确认这份配置里能显示简体中文的只剩 pip 的字体
+        listed = subprocess.run(["fc-list", ":lang=zh-cn", "file"], capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "FONTCONFIG_FILE": str(fontconfig_only_pip_font)}).stdout
+        files = {Path(line.strip().rstrip(":")).resolve() for line in listed.splitlines() if line.strip()}
+        assert files == {pip_font_file().resolve()}, f"排除系统中文字体之后还剩：{sorted(files)}"
+    context = browser_only_pip_font.new_context(viewport={"width": 1280, "height": 860}, locale="zh-CN")
+    page = context.new_page()
+    steps = Steps(page, screenshots, "book-pip-font")
+    try:
+        for rel in ["book/index.html", f"notebooks/{NOTEBOOKS[0].stem}.html"]:
+            with steps(f"{rel}：只有 pip 字体时的中文"):
+                page.goto(f"{site}/{rel}", wait_until="load")
+                text = page.evaluate(MARK_CHINESE_JS)
+                fonts = platform_fonts(page, "[data-cjk-probe]")
+                assert cjk_fonts_used(fonts) == ["Noto Sans SC"], f"中文 {text!r} 用的字体是 {fonts}"
+        steps.shot("notebook-00")
+    finally:
+        context.close()

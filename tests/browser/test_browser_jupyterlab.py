@@ -1,7 +1,7 @@
 """在真实的浏览器里像学习者一样使用 JupyterLab。
 
 启动 `jupyter lab`（本机的空闲端口、随机令牌、快速模式），然后：
-- 打开笔记本 00，运行自检单元格，从页面上读出 ✓/✗ 表；
+- 打开笔记本 00，运行自检单元格，从页面上读出 ✓/✗ 表，并确认表里的中文用 CJK 字体显示；
 - 打开笔记本 02，从头运行到交互式神经元，拖动 τ 的滑块，确认图变了；
 - 打开笔记本 03，从头运行到第一次训练，确认进度条显示成控件（而不是一行文字），然后中断内核。
 每一步都截图到 _build/screenshots/。服务器的根目录是笔记本的临时副本，并关掉了自动保存：测试不会改动仓库里的文件。
@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from snn_tutorial import data
-from browser_support import NOTEBOOKS, Steps
+from browser_support import NOTEBOOKS, Steps, cjk_fonts_used, platform_fonts
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 SECOND = 1000   # Playwright 的超时以毫秒计
@@ -260,7 +260,12 @@ def test_setup_self_check(lab, page, screenshots):
         assert not failed, "自检表里有 ✗：\n" + "\n".join(failed)
         errors = cell.locator("[data-mime-type='application/vnd.jupyter.stderr'], .jp-OutputArea-output.jp-mod-error")
         assert errors.count() == 0, errors.all_inner_texts()
-    print(f"\n笔记本 00：{steps.report()}")
+    with steps("自检表里的中文用 CJK 字体显示（不是方框）"):
+        output.locator("pre").first.evaluate("el => el.setAttribute('data-cjk-probe', '')")
+        fonts = platform_fonts(page, "[data-cjk-probe]")
+        assert cjk_fonts_used(fonts), f"自检表的中文没有用 CJK 字体渲染，实际字体 {fonts}"
+        page.locator("[data-cjk-probe]").evaluate("el => el.removeAttribute('data-cjk-probe')")
+    print(f"\n笔记本 00：{steps.report()}；自检表的中文字体 {', '.join(cjk_fonts_used(fonts))}")
 
 
 def test_neuron_playground_slider(lab, page, screenshots):
