@@ -22,8 +22,8 @@ import torch
 from . import cli, data, quick, runtime, training
 from .checkpoint import load_checkpoint
 from .models import build_model
-from .train import DEFAULTS
-from .training import evaluate, fit
+from .recipes import FAST, RECIPES, Recipe
+from .training import evaluate
 
 # 目标：(说明, 单位格式, 比较方向, 目标值)。笔记本 03 完整模式的准确率与训练用时由笔记本自己报告。
 TARGETS = {
@@ -73,7 +73,7 @@ def measure_throughputs(root, steps: int) -> dict:
     """(a) 朴素做法与 (b) 教程做法的训练吞吐量，以及从 (b) 每次只去掉一项的结果（看每一项各值多少）。"""
     default_threads = torch.get_num_threads()
     chosen = runtime.available_cores()
-    batch = DEFAULTS["csnn"]["batch_size"]
+    batch = RECIPES["csnn"].batch_size
     low = runtime.amp_dtype("cpu")
     results = {}
 
@@ -108,23 +108,20 @@ def measure_throughputs(root, steps: int) -> dict:
     return results
 
 
-FAST_RECIPE = {"epochs": 2, "max_shift": 0}   # 最快到 99% 的配方：默认配方只改这两项（轮数少，不做平移增强）
-
-
-def time_to_accuracy(name: str, root, epochs: int, evals_per_epoch: int = 4, limit: int | None = None, **overrides) -> dict:
-    """按默认配方（overrides 改其中几项）训练 epochs 轮，不提前停止；返回首次达到 98%/99% 的时间与训练结束时的准确率。"""
-    recipe = {**DEFAULTS[name], **overrides}
+def time_to_accuracy(name: str, root, epochs: int, evals_per_epoch: int = 4, limit: int | None = None,
+                     recipe: Recipe | None = None) -> dict:
+    """按配方（默认是该模型的默认配方）训练 epochs 轮，不提前停止；返回首次达到 98%/99% 的时间与训练结束时的准确率。"""
+    recipe = (recipe or RECIPES[name]).replace(epochs=epochs)
     runtime.seed_everything(0)
     model = build_model(name)
-    train = data.tensor_batches("mnist", True, root, batch_size=recipe["batch_size"], limit=limit,
-                                max_shift=recipe.get("max_shift", 0))
+    images, labels = data.load_raw("mnist", train=True, root=root)
+    train = recipe.train_batches(images[:limit], labels[:limit])
     test = data.tensor_batches("mnist", False, root, batch_size=256)
-    history = fit(model, train, test, epochs=epochs, lr=recipe["lr"], schedule=recipe["schedule"],
-                  evals_per_epoch=evals_per_epoch, progress=False)
+    history = recipe.fit(model, train, test, evals_per_epoch=evals_per_epoch, progress=False)
     reached = {t: history.time_to(t) for t in (0.98, 0.99)}
     final = history.test_acc[-1]
     desc = "，".join(f"首次达到 {t:.1%}：{'%.0f 秒' % s if s is not None else '未达到'}" for t, s in reached.items())
-    print(f"  {name:<9s} 批 {recipe['batch_size']}，平移 {recipe.get('max_shift', 0)}，{epochs} 轮：{desc}；"
+    print(f"  {name:<9s} 批 {recipe.batch_size}，平移 {recipe.max_shift}，{epochs} 轮：{desc}；"
           f"训练结束时 {final:.2%}（最高 {max(history.test_acc):.2%}），共训练 {history.seconds[-1]:.0f} 秒", flush=True)
     return {"reached": reached, "final": final, "seconds": history.seconds[-1]}
 
@@ -164,17 +161,18 @@ def target_report(measured: dict) -> list[str]:
 
 
 def time_epoch(root, device: str, compile_model: bool = False) -> float:
-    """在指定设备上完整训练一轮默认模型（CUDA 上自动混合精度），返回图/秒。GPU 计时用这一项。"""
+    """在指定设备上按默认配方（含数据增强）完整训练一轮默认模型（CUDA 上自动混合精度），返回图/秒。GPU 计时用这一项。"""
     dev = runtime.select_device(device)
     runtime.seed_everything(0)
     model = build_model("csnn").to(dev)
     net = torch.compile(model) if compile_model else model
-    recipe = DEFAULTS["csnn"]
-    train = data.tensor_batches("mnist", True, root, batch_size=recipe["batch_size"], device=dev,
-                                limit=2048 if quick.is_quick() else None)
+    recipe = RECIPES["csnn"]
+    limit = 2048 if quick.is_quick() else None
+    images, labels = data.load_raw("mnist", train=True, root=root)
+    train = recipe.train_batches(images[:limit], labels[:limit], device=dev)
     test = data.tensor_batches("mnist", False, root, batch_size=256, device=dev, limit=256)
-    fit(net, train, test, epochs=1, lr=recipe["lr"], device=dev, progress=False)   # 第一轮含编译与预热，不计
-    history = fit(net, train, test, epochs=1, lr=recipe["lr"], device=dev, progress=False)
+    recipe.fit(net, train, test, epochs=1, device=dev, progress=False)   # 第一轮含编译与预热，不计
+    history = recipe.fit(net, train, test, epochs=1, device=dev, progress=False)
     speed = len(train.y) / history.seconds[-1]
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU（{torch.get_num_threads()} 线程）"
     print(f"  一轮训练（{len(train.y)} 张，{name}{'，torch.compile' if compile_model else ''}）："
@@ -184,14 +182,14 @@ def time_epoch(root, device: str, compile_model: bool = False) -> float:
 
 @cli.command()
 def main(argv=None) -> None:
-    p = cli.ArgumentParser(prog="python -m snn_tutorial.bench", description="在本机测量训练吞吐量与达到目标准确率所需的时间。")
-    p.add_argument("--data-dir", default=None, help=f"数据目录（默认：环境变量 {data.DATA_ENV}，否则仓库下的 data/）")
+    common = cli.common_parser("data_dir", "compile", compile="与 --epoch-device 一起用：比较 torch.compile 前后的速度")
+    p = cli.ArgumentParser(prog="python -m snn_tutorial.bench", description="在本机测量训练吞吐量与达到目标准确率所需的时间。",
+                           parents=[common])
     p.add_argument("--steps", type=cli.int_range(1, 10_000, hint="；每项测量 60 步就够了，再多只是等得更久"), default=None,
                    help="每项吞吐量测量的训练步数，1 … 10000（默认 60，快速模式 5）")
     p.add_argument("--skip-accuracy", action="store_true", help="只测吞吐量，不测达到目标准确率的时间")
     p.add_argument("--epoch-device", type=cli.device_name, default=None,
                    help="只做一件事：在该设备（cpu、cuda、cuda:1）上计时训练一轮默认模型并报告图/秒（先跑一轮预热）")
-    p.add_argument("--compile", action="store_true", help="与 --epoch-device 一起用：比较 torch.compile 前后的速度")
     args = p.parse_args(argv)
     if args.compile and args.epoch_device is None:
         p.error("--compile 只能与 --epoch-device 一起用")
@@ -213,8 +211,7 @@ def main(argv=None) -> None:
         print("达到目标测试准确率所需的训练时间（纯训练，不含评估；每轮评估 4 次，只记录，不提前停止）：")
         limit = 2000 if is_quick else None
         time_to_accuracy("original", args.data_dir, epochs=1 if is_quick else 4, limit=limit)
-        fast = time_to_accuracy("csnn", args.data_dir, epochs=1 if is_quick else FAST_RECIPE["epochs"], limit=limit,
-                                max_shift=FAST_RECIPE["max_shift"])
+        fast = time_to_accuracy("csnn", args.data_dir, epochs=1 if is_quick else FAST.epochs, limit=limit, recipe=FAST)
         measured["time_to_99"] = fast["seconds"] if fast["final"] >= 0.99 else math.inf
         print("随包权重的评估：")
         measured["shipped_acc"], measured["eval_seconds"] = shipped_evaluation(args.data_dir, limit=1000 if is_quick else None)

@@ -1,4 +1,9 @@
-"""检查点：只保存 state_dict、模型配置与指标（纯数据），原子写入，用 weights_only=True 加载。"""
+"""检查点：只保存 state_dict、模型配置、指标与运行输入（纯数据），原子写入，用 weights_only=True 加载。
+
+检查点的键：format、model（模型名）、config（模型配置）、state_dict、metrics（只放测得的数：准确率、用时、训练了几轮……）、
+run（这次运行的输入：数据集、配方、种子、命令……；没有时不写）。早先的检查点没有 run，运行输入和指标一起放在 metrics 里：
+用 run_inputs(ckpt) 读运行输入，两种检查点都可以（旧的从 metrics 里按 RUN_KEYS 取出来）。
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,6 @@ import os
 import pickle
 import re
 import stat
-import tempfile
 import time
 import warnings
 import zipfile
@@ -16,9 +20,14 @@ from pathlib import Path
 import torch
 
 from . import runtime
+from .atomic import atomic_open
+from .errors import TutorialError
 from .models import build_model
 
 FORMAT = "snn-tutorial-checkpoint/1"
+# 运行输入：早先的检查点把它们记在 metrics 里
+RUN_KEYS = ("dataset", "batch_size", "lr", "schedule", "max_shift", "max_rotate", "max_scale", "val", "val_split", "seed",
+            "quick", "world_size", "command")
 SHIPPED = Path(__file__).resolve().parent / "assets" / "csnn_mnist.pt"
 
 # save_checkpoint 的临时文件名：.<文件名>.<mkstemp 的 8 个随机字符>.tmp
@@ -26,11 +35,8 @@ TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 _PROCESS_START = time.time()  # 比这更早的临时文件不可能属于本进程
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(TutorialError):
     """检查点无法加载，消息为中文并说明如何处理。"""
-
-    def _render_traceback_(self):   # 在笔记本里只显示中文说明（见 runtime.render_for_notebook）
-        return runtime.render_for_notebook(self)
 
 
 # 导出文件（NIR 是 HDF5，ONNX 是 protobuf）的临时文件也可能被强行结束的进程留下
@@ -78,26 +84,9 @@ def _interrupt_in_chain(err: BaseException) -> KeyboardInterrupt | None:
     return None
 
 
-def _publish(tmp: str, path: Path, overwrite: bool) -> None:
-    """把写好的临时文件改名为 path。overwrite=False 时 path 已存在就抛出 FileExistsError（用硬链接做到“原子地只建新文件”）。"""
-    if overwrite:
-        os.replace(tmp, path)
-        return
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise
-    except OSError:   # 不支持硬链接的文件系统（FAT、部分网络盘）：先查再改名
-        if os.path.lexists(path):
-            raise FileExistsError(errno.EEXIST, "File exists", str(path)) from None
-        os.replace(tmp, path)
-    else:
-        os.unlink(tmp)
-
-
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, name: str, config: dict | None = None,
-                    metrics: dict | None = None, overwrite: bool = True) -> Path:
-    """保存 {格式, 模型名, 配置, state_dict, 指标}。先写临时文件再改名，中途失败或被中断不会留下半个文件，
+                    metrics: dict | None = None, overwrite: bool = True, run: dict | None = None) -> Path:
+    """保存 {格式, 模型名, 配置, state_dict, 指标, 运行输入}。先写临时文件再改名，中途失败或被中断不会留下半个文件，
     原有的同名检查点也保持不变。顺便清理以前被强行结束的保存留下的临时文件。
 
     config 默认取 model.config（本教程的模型在构造时记下了自己的完整配置）。
@@ -114,17 +103,12 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, name: str, 
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()},
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "metrics": dict(metrics or {}),
+        **({"run": dict(run)} if run else {}),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_open(path, "wb", overwrite=overwrite) as f:
             torch.save(payload, f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp 建的文件只有本人可读，改回普通文件的权限
-        _publish(tmp, path, overwrite)
     except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
         interrupt = _interrupt_in_chain(err)
         if interrupt is not None and interrupt is not err:
             raise interrupt from None
@@ -188,6 +172,13 @@ def foreign_format(path: str | os.PathLike, head: bytes) -> str | None:
     return f"它的格式无法识别（开头的字节是 {head[:8].hex(' ')}），不是 PyTorch 检查点（应以 zip 的 50 4b 03 04 开头）"
 
 
+def run_inputs(ckpt: dict) -> dict:
+    """检查点记录的运行输入（数据集、配方、种子、命令……）：新检查点的 ckpt["run"]；早先的检查点把它们记在 metrics 里。"""
+    if isinstance(ckpt.get("run"), dict):
+        return ckpt["run"]
+    return {k: v for k, v in ckpt.get("metrics", {}).items() if k in RUN_KEYS}
+
+
 def _structure_problems(ckpt: dict) -> list[str]:
     problems = []
     if not isinstance(ckpt.get("model"), str):
@@ -200,6 +191,8 @@ def _structure_problems(ckpt: dict) -> list[str]:
         problems.append("'state_dict'（参数；须为普通的稠密张量）")
     if not isinstance(ckpt.get("metrics"), dict):
         problems.append("'metrics'（指标）")
+    if not isinstance(ckpt.get("run", {}), dict):
+        problems.append("'run'（运行输入）")
     return problems
 
 

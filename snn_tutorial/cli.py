@@ -17,25 +17,19 @@ import math
 import os
 import re
 import signal
-import stat
 import sys
 import threading
-from pathlib import Path
 
 from . import runtime
+from .errors import TutorialError
+from .outputs import (  # noqa: F401 -- 输出位置的检查定义在 outputs 里，命令行从这里用它们
+    TEMP_SUFFIX_BYTES, OutputError, check_output_dir, check_output_file, existing_file_problem, resolve_out, same_file)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_HANGUP = 129
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
-
-
-class OutputError(RuntimeError):
-    """输出位置（--out、--log-dir）不能用。"""
-
-    def _render_traceback_(self):
-        return runtime.render_for_notebook(self)
 
 
 class Terminated(KeyboardInterrupt):
@@ -123,7 +117,6 @@ def int_range(minimum: int, maximum: int | None = None, hint: str = ""):
 
 
 positive_int = int_range(1)
-non_negative_int = int_range(0)
 seed_int = int_range(0, runtime.SEED_MAX)
 thread_count = int_range(1, runtime.max_threads(), hint=f"；本机有 {os.cpu_count()} 个 CPU 核，线程比核多只会更慢")
 THREADS_HELP = f"CPU 线程数，1 … {runtime.max_threads()}"
@@ -168,6 +161,35 @@ def device_name(text: str) -> str:
 DEVICE_HELP = "计算设备：auto（默认：有 CUDA 用 CUDA，否则 CPU）、cpu、cuda、cuda:1。不支持 mps：SpikingJelly 2.0 的神经元只能在 CPU 和 CUDA 上运行"
 
 
+# ---------------------------------------------------------------- 共用的参数（父解析器）
+def _common_flags() -> dict[str, tuple[str, dict]]:
+    from .data import DATA_ENV   # data 不导入 cli，这里没有导入环
+
+    return {
+        "data_dir": ("--data-dir", dict(default=None, help=f"数据目录（默认：环境变量 {DATA_ENV}，否则仓库下的 data/）")),
+        "threads": ("--threads", dict(type=thread_count, default=None, help=f"{THREADS_HELP}（默认：全部可用核）")),
+        "device": ("--device", dict(type=device_name, default="auto", help=DEVICE_HELP)),
+        "checkpoint": ("--checkpoint", dict(default=None, help="检查点路径")),
+        "out": ("--out", dict(default=None, help="输出文件")),
+        "compile": ("--compile", dict(action="store_true", help="用 torch.compile 编译模型（实验性，默认关闭）")),
+    }
+
+
+def common_parser(*names: str, **helps: str) -> argparse.ArgumentParser:
+    """几个命令行共用的参数（--data-dir、--threads、--device、--checkpoint、--out、--compile），
+    作为 argparse 的父解析器（parents=[...]）：类型、校验与默认值只在这里定义一次。
+    names 选用哪几个（按名字，如 "data_dir"）；helps 按名字换掉说明（各命令的默认值不同，例如 --out 的默认文件名）。"""
+    flags = _common_flags()
+    unknown = set(names) - set(flags) | set(helps) - set(names)
+    if unknown:
+        raise ValueError(f"未知的共用参数：{', '.join(sorted(unknown))}")
+    parent = argparse.ArgumentParser(add_help=False)
+    for name in names:
+        flag, spec = flags[name]
+        parent.add_argument(flag, **{**spec, **({"help": helps[name]} if name in helps else {})})
+    return parent
+
+
 # ---------------------------------------------------------------- 中文的解析错误
 def _translate_detail(detail: str) -> str:
     rules = [
@@ -210,84 +232,6 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"错误：{translate_argparse(message)}（用 {self.prog} --help 查看全部参数）\n")
-
-
-# ---------------------------------------------------------------- 输出位置
-TEMP_SUFFIX_BYTES = 40   # 保存时的临时文件名、.interrupted-N.pt 之类比 --out 的文件名长出的字节数（留足余量）
-
-
-def resolve_out(text: str | os.PathLike, default_name: str) -> Path:
-    """--out 的约定：已存在的目录、或以 / 结尾的路径表示“放在这个文件夹里”，文件名用 default_name。"""
-    raw = os.fspath(text)
-    if not raw.strip():
-        raise OutputError("--out 不能是空字符串：请给出文件名（例如 checkpoints/csnn.pt）或目录（例如 checkpoints/）。")
-    path = Path(raw).expanduser()
-    if _is_dir(path) or raw.endswith(("/", os.sep)):
-        path = path / default_name
-    return path
-
-
-def _is_dir(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except OSError:   # 文件名太长等：不是目录，问题留给 check_output_file 报告
-        return False
-
-
-def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    """a 与 b 是不是同一个文件（不论怎么写：相对/绝对路径、符号链接、硬链接、../）。有一个不存在时为 False。"""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def existing_file_problem(path: Path, option: str = "--out") -> str | None:
-    """path 已存在、但不是普通文件（设备、命名管道、套接字）时说明原因；写入会用一个普通文件替换掉它。"""
-    for getter in (os.lstat, os.stat):
-        try:
-            mode = getter(path).st_mode
-        except OSError:
-            continue
-        if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode) or stat.S_ISDIR(mode)):
-            return (f"{option} {path} 是一个{runtime.file_kind(mode)}，不是普通文件：保存时会用一个普通文件替换掉它"
-                    f"（/dev/null 之类的系统文件也会被替换）")
-    return None
-
-
-def check_output_file(path: Path, option: str = "--out", size_hint: int = 0, not_started: str = "训练还没有开始",
-                      inputs: tuple = ()) -> None:
-    """开始干活前确认能把文件写到 path：不是已有的目录、设备或输入文件，文件名不太长，目录可建、可新建文件、磁盘空间够。
-    不能时抛出 OutputError。not_started 说明此时什么还没发生（写进报错里）；inputs 是本次要读的文件，不能被覆盖。"""
-    if _is_dir(path):
-        raise OutputError(f"{option} {path} 是一个已存在的目录，不能当作文件名。{not_started}；请换一个文件名。")
-    for source in inputs:
-        if same_file(path, source):
-            raise OutputError(f"{option} {path} 就是输入文件 {source}：写进去会毁掉它。{not_started}；请换一个输出文件名。")
-    special = existing_file_problem(path, option)
-    if special is not None:
-        raise OutputError(f"{special}。{not_started}；请换一个文件名。")
-    problem = runtime.name_length_problem(path, TEMP_SUFFIX_BYTES)
-    if problem is None:
-        problem = runtime.writable_dir_problem(path.parent)
-    if problem is None and size_hint:
-        problem = runtime.free_space_problem(path.parent, 2 * size_hint, what=f"保存约需 {size_hint / 1e6:.1f} MB，连同余量")
-    if problem is not None:
-        raise OutputError(f"{option} {path} 不能用：{problem}。{not_started}；请换一个可写的位置。")
-
-
-def check_output_dir(path: str | os.PathLike, option: str = "--log-dir") -> None:
-    """确认 path 是（或能建成）一个可写的目录，而且磁盘还有空间。"""
-    if not os.fspath(path).strip():
-        raise OutputError(f"{option} 不能是空字符串：请给出一个目录，例如 runs/csnn。")
-    path = Path(path).expanduser()
-    if path.exists() and not path.is_dir():
-        mode = path.stat().st_mode
-        kind = "文件" if stat.S_ISREG(mode) else runtime.file_kind(mode)
-        raise OutputError(f"{option} {path} 是一个{kind}，不是目录。训练还没有开始；请换一个目录。")
-    problem = runtime.writable_dir_problem(path) or runtime.free_space_problem(path)
-    if problem is not None:
-        raise OutputError(f"{option} {path} 不能用：{problem}。训练还没有开始；请换一个可写的目录。")
 
 
 # ---------------------------------------------------------------- 运行：中文报错、Ctrl+C、SIGTERM、SIGHUP
@@ -369,7 +313,7 @@ def describe_error(err: BaseException) -> str:
 
 
 def command(interrupted: str = "已中断（{how}）。"):
-    """装饰命令行的 main(argv)：已知的错误 → “错误：…”，退出码 2；内存不足 → 退出码 1；
+    """装饰命令行的 main(argv)：本教程的错误（errors.TutorialError）→ “错误：…”，退出码 2（多进程没能建立时 1）；内存不足 → 退出码 1；
     Ctrl+C/SIGTERM/SIGHUP → 一行中文，退出码 130/143/129。
 
     interrupted 是被中断时打印的话，{how} 换成“Ctrl+C”“收到 SIGTERM”等。
@@ -378,10 +322,6 @@ def command(interrupted: str = "已中断（{how}）。"):
     def decorate(func):
         @functools.wraps(func)
         def wrapper(argv=None):
-            from .checkpoint import CheckpointError
-            from .data import DataError
-            from .distributed import DistributedError
-
             _tolerant_stdout()
             _register_exit_guard()
             with handle_signals():
@@ -390,10 +330,8 @@ def command(interrupted: str = "已中断（{how}）。"):
                 except SystemExit:
                     settle_streams()
                     raise
-                except (DataError, CheckpointError, runtime.DeviceError, OutputError) as err:
-                    fail(str(err))
-                except DistributedError as err:
-                    fail(str(err), getattr(err, "exit_code", EXIT_FAILED))
+                except TutorialError as err:   # 本教程的全部错误（数据、检查点、设备、输出位置、导出、多进程）
+                    fail(str(err), err.exit_code)
                 except (MemoryError, RuntimeError) as err:
                     if not is_memory_error(err):
                         raise

@@ -21,6 +21,8 @@ from spikingjelly.activation_based.ann2snn.modules import ChannelVoltageScaler, 
 from spikingjelly.activation_based.base import MemoryModule
 from torch import fx
 
+from .validate import int_at_least
+
 SCALERS = (VoltageScaler, ChannelVoltageScaler)
 
 
@@ -84,8 +86,7 @@ def accuracy_vs_T(snn: fx.GraphModule, batches, T_max: int, device: str | torch.
 
     网络是因果的，输入每步相同，所以“只看前 t 步的累计输出”与“用 T = t 重新运行”完全一样：一次运行得到所有 T。
     """
-    if isinstance(T_max, bool) or not isinstance(T_max, int) or T_max < 1:
-        raise ValueError(f"T_max 须为 ≥ 1 的整数，收到 {T_max!r}")
+    T_max = int_at_least("T_max", T_max, 1, verb="须为")
     device = torch.device(device)
     snn.eval()
     static, dynamic = split_static_prefix(snn)

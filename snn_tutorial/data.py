@@ -14,7 +14,6 @@ import json
 import math
 import os
 import stat
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -24,7 +23,10 @@ from urllib.error import URLError
 import torch
 from torchvision import datasets, transforms
 
-from .runtime import SEED_MAX, describe_os_error, file_kind, link_problem, render_for_notebook, writable_dir_problem
+from . import validate
+from .atomic import atomic_open
+from .errors import TutorialError
+from .runtime import SEED_MAX, describe_os_error, file_kind, link_problem, writable_dir_problem
 
 DATA_ENV = "SNN_DATA_DIR"
 
@@ -73,11 +75,8 @@ DATASETS = {
 }
 
 
-class DataError(RuntimeError):
+class DataError(TutorialError):
     """数据相关错误的基类，消息为中文并说明如何处理。"""
-
-    def _render_traceback_(self):   # 在笔记本里中文说明放在最前面，不显示长长的调用栈（见 runtime.render_for_notebook）
-        return render_for_notebook(self)
 
 
 class DataPathError(DataError):
@@ -274,17 +273,10 @@ def _remember(entries: dict) -> None:
     cache = _read_cache()
     cache.update(entries)
     target = _cache_file()
-    tmp = None
-    try:
+    with contextlib.suppress(OSError):
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".verified.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with atomic_open(target, "w", encoding="utf-8") as f:
             json.dump(cache, f)
-        os.replace(tmp, target)
-    except OSError:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
 
 
 def file_md5(path: str | os.PathLike, gz: bool = False) -> str:
@@ -366,35 +358,9 @@ def _extract_gz(gz: Path, target: Path, size: int, info: DatasetInfo) -> None:
             f"{gz} 需要先解压成 {target.name}，但{problem}。\n"
             f"请手动解压（例如 gunzip -k {gz}），或给 {target.parent} 加上写权限。"
         )
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        written = 0
-        digest = hashlib.md5(usedforsecurity=False)
-        with os.fdopen(fd, "wb") as out, gzip.open(gz, "rb") as src:
-            while written <= size:  # 最多多读 1 字节：足以判断“太大”，又不会被异常大的文件填满磁盘
-                chunk = src.read(min(1 << 20, size + 1 - written))
-                if not chunk:
-                    break
-                out.write(chunk)
-                digest.update(chunk)
-                written += len(chunk)
-        expected = OFFICIAL_MD5.get(info.folder, {}).get(target.name)
-        if written == size and expected is not None and digest.hexdigest() != expected:
-            raise CorruptDataError(
-                f"{gz} 解压出的内容与官方的 {info.name} 文件不一致（MD5 应为 {expected}，实际 {digest.hexdigest()}）："
-                f"它不是官方文件压缩成的，或已损坏。没有解压出 {target.name}。\n"
-                f"请重新下载这个 .gz 文件，或直接放入解压后的官方文件 {target.name}。"
-            )
-        if written != size:
-            raise CorruptDataError(
-                f"{gz} 解压后{'超过' if written > size else '只有'} {written if written <= size else size} 字节，"
-                f"而 {target.name} 应有 {size} 字节：它不是 {info.name} 的官方压缩包，或已损坏/不完整。\n"
-                f"请重新下载这个 .gz 文件，或直接放入解压后的 {target.name}。"
-            )
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)   # mkstemp 建的文件只有本人可读；解压出的数据文件应与普通文件一样，别的账户也能读
-        os.replace(tmp, target)
+        with atomic_open(target, "wb") as out, gzip.open(gz, "rb") as src:
+            _copy_checked(src, out, size, gz, target, info)
     except PermissionError:
         raise
     except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile 是 OSError 的子类
@@ -402,8 +368,32 @@ def _extract_gz(gz: Path, target: Path, size: int, info: DatasetInfo) -> None:
             f"{gz} 无法解压（{type(err).__name__}: {err}）：它不是有效的 gzip 文件，或已损坏/不完整。\n"
             f"请重新下载这个 .gz 文件，或直接放入解压后的 {target.name}。"
         ) from err
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+
+
+def _copy_checked(src, out, size: int, gz: Path, target: Path, info: DatasetInfo) -> None:
+    """从 src 复制至多 size + 1 字节到 out，核对大小（与已知的官方 MD5）；不对时抛出 CorruptDataError（临时文件随之删除）。"""
+    written = 0
+    digest = hashlib.md5(usedforsecurity=False)
+    while written <= size:  # 最多多读 1 字节：足以判断“太大”，又不会被异常大的文件填满磁盘
+        chunk = src.read(min(1 << 20, size + 1 - written))
+        if not chunk:
+            break
+        out.write(chunk)
+        digest.update(chunk)
+        written += len(chunk)
+    expected = OFFICIAL_MD5.get(info.folder, {}).get(target.name)
+    if written == size and expected is not None and digest.hexdigest() != expected:
+        raise CorruptDataError(
+            f"{gz} 解压出的内容与官方的 {info.name} 文件不一致（MD5 应为 {expected}，实际 {digest.hexdigest()}）："
+            f"它不是官方文件压缩成的，或已损坏。没有解压出 {target.name}。\n"
+            f"请重新下载这个 .gz 文件，或直接放入解压后的官方文件 {target.name}。"
+        )
+    if written != size:
+        raise CorruptDataError(
+            f"{gz} 解压后{'超过' if written > size else '只有'} {written if written <= size else size} 字节，"
+            f"而 {target.name} 应有 {size} 字节：它不是 {info.name} 的官方压缩包，或已损坏/不完整。\n"
+            f"请重新下载这个 .gz 文件，或直接放入解压后的 {target.name}。"
+        )
 
 
 def _permission_message(err: PermissionError, root: Path) -> str:
@@ -430,8 +420,7 @@ def _permission_message(err: PermissionError, root: Path) -> str:
 
 
 def _check_flag(name: str, value) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} 应为 True 或 False，收到 {value!r}")
+    validate.flag(name, value)
 
 
 def load_raw(
@@ -525,9 +514,8 @@ def normalize(images: torch.Tensor, dataset: str = "mnist") -> torch.Tensor:
     return (images.float().div(255.0) - info.mean) / info.std
 
 
-def _check_count(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} 应为 ≥ {minimum} 的整数，收到 {value!r}")
+def _check_count(name: str, value, minimum: int) -> int:
+    return validate.int_at_least(name, value, minimum)
 
 
 def random_shift(x: torch.Tensor, max_shift: int, fill: float, generator: torch.Generator) -> torch.Tensor:
@@ -564,9 +552,7 @@ def random_affine(x: torch.Tensor, max_shift: float, max_rotate: float, max_scal
 
 
 def _check_range(name: str, value, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ValueError(f"{name} 应为 {low:g} 到 {high:g} 之间的数，收到 {value!r}")
-    return float(value)
+    return validate.real_between(name, value, low, high)
 
 
 _GOLDEN = 0x9E3779B9   # 2^32 / 黄金分割比，取整
@@ -585,7 +571,7 @@ class TensorBatches:
     """把整个数据集作为张量放在内存（或 GPU）里，按批产出标准化后的 (x, y)。
 
     不做逐样本的 PIL 变换，也不需要工作进程，在 Windows 上同样可用。
-    每次迭代自动换一个可复现的打乱顺序（种子 = seed + epoch）；rank/world_size 用于多进程时切分数据：
+    每次迭代自动换一个可复现的打乱顺序（种子由 seed 与轮次合成，见 _mix）；rank/world_size 用于多进程时切分数据：
     pad=True（训练用）像 DistributedSampler 一样补齐，使各进程步数相同；pad=False（评估用）不重复任何样本。
     merge_single=True（默认）：最后一批若只剩 1 张图，就并入前一批（那一批多 1 张）。
     dataset=None：不做标准化，uint8 张量（形状不限于 [N, C, H, W]，例如事件帧 [N, T, 2, H, W] 的计数）按原样存放，
@@ -611,10 +597,10 @@ class TensorBatches:
         pad: bool = True,
         merge_single: bool = True,
     ):
-        _check_count("batch_size", batch_size, 1)
-        _check_count("max_shift", max_shift, 0)
-        _check_count("world_size", world_size, 1)
-        _check_count("rank", rank, 0)
+        batch_size = _check_count("batch_size", batch_size, 1)
+        max_shift = _check_count("max_shift", max_shift, 0)
+        world_size = _check_count("world_size", world_size, 1)
+        rank = _check_count("rank", rank, 0)
         if rank >= world_size:
             raise ValueError(f"rank 应小于 world_size（{world_size}），收到 {rank}")
         if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
@@ -627,8 +613,7 @@ class TensorBatches:
             raise ValueError("max_shift、max_rotate、max_scale（数据增强）只用于图像数据集，dataset=None 时请设为 0")
         if len(images) != len(labels):
             raise ValueError(f"图像数 {len(images)} 与标签数 {len(labels)} 不一致")
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
-            raise ValueError(f"seed 应为 0 到 {SEED_MAX} 之间的整数，收到 {seed!r}")
+        seed = validate.int_between("seed", seed, 0, SEED_MAX)
         self.device = torch.device(device)
         self.raw = dataset is None
         self.x = (images if self.raw else normalize(images, dataset)).to(self.device)
@@ -811,17 +796,12 @@ def build_sample(root: str | os.PathLike | None = None, out: str | os.PathLike |
         raise DataPermissionError(f"无法写入小样本 {out}：{problem}。原来的样本保持不变；请换一个可写的位置，或给这个目录加上写权限。")
     images, labels = load_raw("mnist", train=False, root=root, download=download)
     keep = torch.cat([torch.nonzero(labels == c).flatten()[:per_class] for c in range(10)]).sort().values
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_open(out, "wb") as f:
             np.savez_compressed(f, images=images[keep].numpy(), labels=labels[keep].numpy().astype("uint8"),
                                 test_index=keep.numpy().astype("int32"))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
     except OSError as err:
         raise DataPermissionError(f"无法写入小样本 {out}：{describe_os_error(err)}。原来的样本保持不变。") from err
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return out
 
 
@@ -858,72 +838,8 @@ def load_sample() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(images), torch.from_numpy(labels.astype("int64"))
 
 
-def _nearest_neighbour_wrong(query: torch.Tensor, query_y: torch.Tensor, ref: torch.Tensor, ref_y: torch.Tensor) -> torch.Tensor:
-    """按像素的欧氏距离找最近邻，返回每个查询样本是否被最近邻分错（布尔张量）。"""
-    ref_sq = (ref * ref).sum(1)
-    wrong = [ref_y[(ref_sq - 2 * q @ ref.T).argmin(1)] != qy for q, qy in zip(query.split(1000), query_y.split(1000))]
-    return torch.cat(wrong)
-
-
-def check_split(root: str | os.PathLike | None = None, folds: int = 12, download: bool = True) -> dict[str, float]:
-    """量一量 MNIST 训练集里相邻的图是否更像（常出自同一个书写者），以及这对验证集的划分意味着什么。
-
-    返回（并由 python -m snn_tutorial.data --check-split 打印）：
-    - adjacent / random：同一类别里，按原顺序相邻的两张图与随机配对的两张图的平均像素距离；
-    - knn_tail / knn_random：把训练集分成 folds 份，每份用其余各份做最近邻分类的错误率，
-      分别按连续的段（与 how="tail" 同样的切法）与按固定种子随机分份；knn_tail_last 是最后一段的错误率。
-    """
-    images, labels = load_raw("mnist", train=True, root=root, download=download)
-    x, y = images.flatten(1).float().div(255), labels
-    gen = torch.Generator().manual_seed(VALIDATION_SEED)
-    adjacent, random_pairs = [], []
-    for c in range(10):
-        xc = x[y == c]
-        adjacent.append((xc[1:] - xc[:-1]).norm(dim=1))
-        random_pairs.append((xc - xc[torch.randperm(len(xc), generator=gen)]).norm(dim=1))
-    result = {"adjacent": torch.cat(adjacent).mean().item(), "random": torch.cat(random_pairs).mean().item()}
-    size = len(y) // folds
-    result.update(folds=folds, fold_size=size)
-    for name, order in (("knn_tail", torch.arange(len(y))),
-                        ("knn_random", torch.randperm(len(y), generator=torch.Generator().manual_seed(VALIDATION_SEED)))):
-        wrong = []
-        for k in range(folds):
-            held = torch.zeros(len(y), dtype=torch.bool)
-            held[order[k * size:(k + 1) * size]] = True
-            wrong.append(_nearest_neighbour_wrong(x[held], y[held], x[~held], y[~held]).sum().item())
-        result[name] = sum(wrong) / (size * folds)
-        result[name + "_last"] = wrong[-1] / size
-    return result
-
-
-def _main(argv=None) -> None:
-    from . import cli
-
-    @cli.command()
-    def run(argv):
-        parser = cli.ArgumentParser(prog="python -m snn_tutorial.data", description="数据工具：重新生成随包附带的 MNIST 小样本；检查验证集的划分方式。")
-        parser.add_argument("--build-sample", action="store_true",
-                            help="从 MNIST 测试集重新生成小样本（会覆盖随包的样本文件；数据目录里没有 MNIST 时先自动下载）")
-        parser.add_argument("--check-split", action="store_true",
-                            help="量一量 MNIST 训练集里相邻的图是否更像，以及连续一段与随机抽取作验证集时最近邻分类的错误率"
-                                 "（2 核 CPU 上约 1.5 分钟；数据目录里没有 MNIST 时先自动下载）")
-        parser.add_argument("--data-dir", default=None, help=f"数据目录（默认：环境变量 {DATA_ENV}，否则仓库下的 data/）")
-        args = parser.parse_args(argv)
-        if args.build_sample:
-            print(f"已写入 {build_sample(args.data_dir)}")
-        elif args.check_split:
-            r = check_split(args.data_dir)
-            print(f"同一类别里按原顺序相邻的两张图：平均像素距离 {r['adjacent']:.3f}；随机配对：{r['random']:.3f}")
-            print(f"训练集分成 {r['folds']} 份、每份用其余各份做最近邻分类的错误率：连续的段 {r['knn_tail']:.2%}，随机分份 {r['knn_random']:.2%}")
-            print(f"  其中最后一段（{r['fold_size']} 张，即 --val {r['fold_size']} --val-split tail 的验证集）：{r['knn_tail_last']:.2%}")
-        else:
-            parser.print_help()
-
-    run(argv)
-
-
 if __name__ == "__main__":
-    # 用 python -m 运行时本文件是 __main__；改用包里的那一份模块，异常类（DataError 等）才与 cli 捕获的是同一个
-    from snn_tutorial import data as _package_data
+    # python -m snn_tutorial.data --build-sample：命令行在 data_cli 里（数据层本身不导入命令行的模块）
+    from snn_tutorial.data_cli import main
 
-    _package_data._main()
+    main()

@@ -12,21 +12,18 @@ import os
 import torch
 import torch.distributed as dist
 
+from .errors import TutorialError
+
 TIMEOUT_ENV = "SNN_TUTORIAL_DIST_TIMEOUT"
 DEFAULT_TIMEOUT = 120.0   # 秒：一次跨进程通信最多等这么久。各进程每步的工作量相同，正常时彼此只差零点几秒
 
 
-class DistributedError(RuntimeError):
+class DistributedError(TutorialError):
     """多进程训练没能建立起来（例如别的进程没有启动），消息为中文。exit_code 是命令行的退出码。"""
 
     def __init__(self, message: str, exit_code: int = 1):
         super().__init__(message)
         self.exit_code = exit_code
-
-    def _render_traceback_(self):
-        from .runtime import render_for_notebook
-
-        return render_for_notebook(self)
 
 
 def timeout_seconds() -> float:

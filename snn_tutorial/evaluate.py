@@ -6,19 +6,18 @@
 from __future__ import annotations
 
 from . import cli, data, runtime
-from .checkpoint import SHIPPED, CheckpointError, load_checkpoint
+from .checkpoint import SHIPPED, CheckpointError, load_checkpoint, run_inputs
 from .training import evaluate
 
 
 def build_parser() -> cli.ArgumentParser:
-    p = cli.ArgumentParser(prog="python -m snn_tutorial.evaluate", description="在测试集上评估一个检查点（默认：随包附带的权重）。")
-    p.add_argument("--checkpoint", default=None, help="检查点路径（默认：随包附带的 csnn_mnist.pt）")
+    common = cli.common_parser("checkpoint", "data_dir", "device", "threads",
+                               checkpoint="检查点路径（默认：随包附带的 csnn_mnist.pt）",
+                               data_dir=(f"数据目录（默认：环境变量 {data.DATA_ENV}，否则仓库下的 data/）；mnist-sample 是随包样本，不读数据目录"))
+    p = cli.ArgumentParser(prog="python -m snn_tutorial.evaluate", description="在测试集上评估一个检查点（默认：随包附带的权重）。",
+                           parents=[common])
     p.add_argument("--dataset", choices=sorted(data.DATASETS), default=None,
                    help="在哪个数据集的测试集上评估（默认：检查点训练时用的数据集）")
-    p.add_argument("--data-dir", default=None,
-                   help=f"数据目录（默认：环境变量 {data.DATA_ENV}，否则仓库下的 data/）；mnist-sample 是随包样本，不读数据目录")
-    p.add_argument("--device", type=cli.device_name, default="auto", help=cli.DEVICE_HELP)
-    p.add_argument("--threads", type=cli.thread_count, default=None, help=f"{cli.THREADS_HELP}（默认：全部可用核）")
     p.add_argument("--batch-size", type=cli.positive_int, default=256, help="评估的批大小，≥ 1（默认 256）")
     p.add_argument("--limit", type=cli.positive_int, default=None, help="只评估前 N 张测试图，N ≥ 1（默认全部）")
     return p
@@ -26,7 +25,7 @@ def build_parser() -> cli.ArgumentParser:
 
 def choose_dataset(ckpt: dict, requested: str | None, data_dir: str | None) -> tuple[str, list[str]]:
     """决定在哪个数据集上评估，并返回要告诉用户的说明（不悄悄忽略任何参数）。"""
-    trained_on = ckpt["metrics"].get("dataset", "mnist")
+    trained_on = run_inputs(ckpt).get("dataset", "mnist")
     notes = []
     if not isinstance(trained_on, str):   # 被改写过的检查点：数据集不是字符串（例如列表）
         trained_on = repr(trained_on)

@@ -9,10 +9,10 @@ p = 1 为 ON（变亮）、p = 0 为 OFF（变暗）；积分成帧时通道 0 �
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import torch
+
+from .validate import int_at_least, positive_real
 
 SIZE = 34                                  # 画面边长：28 像素的图像加上两边各 3 像素的移动范围
 TRIANGLE = ((0.0, 6.0), (3.0, 0.0), (6.0, 6.0))  # 三次扫视的顶点 (dx, dy)：图像左上角在画面中的位置（像素）
@@ -20,15 +20,11 @@ SACCADE_US = 100_000                       # 每次扫视用时（微秒），�
 
 
 def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} 须为 ≥ 1 的整数，收到 {value!r}")
-    return int(value)
+    return int_at_least(name, value, 1, verb="须为")
 
 
 def _positive_float(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} 须为有限的正数，收到 {value!r}")
-    return float(value)
+    return positive_real(name, value, verb="须为")
 
 
 def saccade_offsets(steps_per_saccade: int = 10, vertices=TRIANGLE) -> torch.Tensor:

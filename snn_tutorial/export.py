@@ -23,7 +23,6 @@ import copy
 import io
 import logging
 import os
-import tempfile
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -35,8 +34,11 @@ from spikingjelly.activation_based import functional, layer, neuron
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 from . import cli, data, runtime
+from .atomic import atomic_path
+from .errors import TutorialError
 from .checkpoint import SHIPPED, load_checkpoint, remove_stale_temp_files
 from .models import CSNN
+from .neurons import kind_of, nir_exportable
 
 DEPLOYABLE = SHIPPED.with_name("csnn_deploy_mnist.pt")   # 随包附带的可部署变体（平均池化）
 FORMATS = {"nir": ".nir", "onnx": ".onnx"}
@@ -44,11 +46,8 @@ DT = 1e-4          # NIR 的时间步长（秒）：只用来换算时间常数�
 ONNX_OPSET = 18
 
 
-class ExportError(RuntimeError):
+class ExportError(TutorialError):
     """模型无法按要求导出，消息为中文并说明如何处理。"""
-
-    def _render_traceback_(self):
-        return runtime.render_for_notebook(self)
 
 
 # ---------------------------------------------------------------- 折叠 BN
@@ -98,8 +97,9 @@ def nir_problems(model: nn.Module) -> list[str]:
         if isinstance(m, (nn.MaxPool2d, layer.MaxPool2d)):
             problems.append(f"{name}：最大池化（NIR 只有平均池化）")
         elif isinstance(m, neuron.BaseNode):
-            if not isinstance(m, neuron.LIFNode):
-                problems.append(f"{name}：{type(m).__name__}（这里只处理 LIF 神经元）")
+            kind = kind_of(m)   # 能不能导出看神经元登记表（neurons.NEURONS）
+            if kind is None or kind.nir is None:
+                problems.append(f"{name}：{type(m).__name__}（NIR 不能表示这种神经元；可以导出的：{nir_exportable()}）")
             elif m.v_reset is None:
                 problems.append(f"{name}：软重置的 LIF（NIR 的神经元只有硬重置）")
     return problems
@@ -282,22 +282,21 @@ def verify(model: nn.Module, fmt: str, path: str | os.PathLike, x: torch.Tensor)
 
 # ---------------------------------------------------------------- 命令行
 def build_parser() -> cli.ArgumentParser:
+    common = cli.common_parser(
+        "checkpoint", "out", "threads", checkpoint=f"检查点路径（默认：随包附带的可部署变体 {DEPLOYABLE.name}）",
+        out=("输出文件（默认 checkpoints/<检查点名>.nir 或 .onnx），须以该格式的扩展名结尾，不能是输入的检查点。"
+                        "给出已存在的目录、或以 / 结尾的路径时，文件放在该目录里并使用默认文件名。导出前先试写一次"))
     p = cli.ArgumentParser(
-        prog="python -m snn_tutorial.export",
+        prog="python -m snn_tutorial.export", parents=[common],
         description="把本教程的卷积 SNN 导出为 NIR（神经形态交换格式）或 ONNX，先在随包样本上与 PyTorch 核对预测，通过后才写入 --out。",
         epilog="退出码：0 成功；1 导出完成但与 PyTorch 的预测不一致、或写文件时出错（什么也没写入 --out）；2 参数或输入有误"
                "（例如模型含最大池化，不能导出为 NIR；--out 就是输入的检查点或没有 .nir/.onnx 扩展名）；"
                "130 Ctrl+C、143 SIGTERM、129 SIGHUP。",
     )
-    p.add_argument("--checkpoint", default=None, help=f"检查点路径（默认：随包附带的可部署变体 {DEPLOYABLE.name}）")
     p.add_argument("--format", choices=sorted(FORMATS), required=True,
                    help="nir：神经形态交换格式（需要平均池化、硬重置，BN 自动折叠）；onnx：通用推理格式（用 onnxruntime 核对）")
-    p.add_argument("--out", default=None,
-                   help="输出文件（默认 checkpoints/<检查点名>.nir 或 .onnx），须以该格式的扩展名结尾，不能是输入的检查点。"
-                        "给出已存在的目录、或以 / 结尾的路径时，文件放在该目录里并使用默认文件名。导出前先试写一次")
     p.add_argument("--verify-images", type=cli.int_range(1, 200, hint="；核对用随包样本的 200 张测试图"), default=200,
                    help="用随包样本的前 N 张测试图核对，1 … 200（默认 200）")
-    p.add_argument("--threads", type=cli.thread_count, default=None, help=f"{cli.THREADS_HELP}（默认：全部可用核）")
     return p
 
 
@@ -328,24 +327,17 @@ def main(argv=None) -> Check:
     x, _ = data.load_raw("mnist-sample", train=False)
     x = data.normalize(x[:args.verify_images])
     remove_stale_temp_files(out.parent)   # 以前被强行结束的导出（SIGKILL、h5py 崩溃）留下的临时文件
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-        os.close(fd)
-        (export_nir if args.format == "nir" else export_onnx)(model, tmp)
-        result = verify(model, args.format, tmp, x)
-        if not result.ok:
-            cli.fail(f"导出的 {args.format.upper()} 模型与 PyTorch 不一致：{result.images} 张样本图中只有 {result.same_predictions} 张预测相同"
-                     f"（{result.what}的最大差 {result.max_diff:.3g}）。没有写入 {out}。", cli.EXIT_FAILED)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:   # 核对通过才改名为 out；不通过（cli.fail）或出错时删掉临时文件
+            (export_nir if args.format == "nir" else export_onnx)(model, tmp)
+            result = verify(model, args.format, tmp, x)
+            if not result.ok:
+                cli.fail(f"导出的 {args.format.upper()} 模型与 PyTorch 不一致：{result.images} 张样本图中只有 {result.same_predictions} 张预测相同"
+                         f"（{result.what}的最大差 {result.max_diff:.3g}）。没有写入 {out}。", cli.EXIT_FAILED)
     except OSError as err:   # 导出途中磁盘写满、目录被删……
         kept = f"{out} 保持原样" if out.exists() else f"没有写入 {out}"
         cli.fail(f"导出时无法写文件（{runtime.describe_os_error(err)}）；临时文件已删除，{kept}。请换一个可写、有空间的位置再导出。",
                  cli.EXIT_FAILED)
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
     source = args.checkpoint or f"随包附带的 {DEPLOYABLE.name}"
     print(f"已导出 {args.format.upper()}：{out}（{out.stat().st_size / 1e6:.1f} MB；来自 {source}，模型 {ckpt['model']} {ckpt['config']}）")
     print(f"核对：随包样本的 {result.images} 张测试图上，预测与 PyTorch 全部相同；{result.what}的最大差 {result.max_diff:.3g}")

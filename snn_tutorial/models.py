@@ -6,46 +6,17 @@ build_model(name, **config) 按名字和配置重建模型，检查点里保存�
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from spikingjelly.activation_based import functional, layer, neuron, surrogate
 
-
-def lif(tau: float = 2.0, step_mode: str = "m") -> neuron.LIFNode:
-    """本教程统一使用的 LIF 神经元：ATan 替代梯度，重置不参与反向传播（detach_reset）。"""
-    return neuron.LIFNode(tau=tau, surrogate_function=surrogate.ATan(), detach_reset=True, step_mode=step_mode)
+from .configs import LIMIT_REASON, LIMITS, ANNConfig, CSNNConfig, OriginalConfig
+from .neurons import lif, neuron_kind, plif
 
 
-# 结构参数的上限：远大于本教程用到的值（T 4–30、隐藏层 256、通道 32/64），又挡住会让训练卡住或耗尽内存的值
-# （例如 T = 100000 一批也跑不完；通道数上百万要几百 GB 内存）。命令行与加载检查点时都按它检查。
-LIMITS = {"T": 256, "hidden": 8192, "channels": 1024, "vote": 100}
-LIMIT_REASON = "；再大的值会让一步训练慢到像卡住、或耗尽内存"
-
-
-def _count(name: str, value, limit: str | None = None) -> int:
-    """结构参数（通道数、神经元数、时间步数……）须为 ≥ 1 的整数，且不超过 LIMITS 里的上限。"""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} 须为 ≥ 1 的整数，收到 {value!r}")
-    maximum = LIMITS.get(limit or name)
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} 须为 1 到 {maximum} 之间的整数，收到 {value!r}{LIMIT_REASON}")
-    return int(value)
-
-
-def _channels(value) -> tuple[int, int]:
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
-        raise ValueError(f"channels 须为两个 ≥ 1 的整数（两层卷积的通道数），收到 {value!r}")
-    return _count("channels[0]", value[0], "channels"), _count("channels[1]", value[1], "channels")
-
-
-def _tau(value) -> float:
-    """LIF 的膜时间常数须为大于 1 的有限数（每步衰减 1/tau 须小于 1；tau 为无穷大时膜电位不再衰减，不是 LIF）。"""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 1 < value < float("inf"):
-        raise ValueError(f"tau 须为大于 1 的有限数，收到 {value!r}")
-    return float(value)
+# 旧的导入位置（笔记本与测试用 models.lif、models.LIMITS）：定义在 neurons 与 configs 里
+__all__ = ["ANN", "CSNN", "LIMITS", "LIMIT_REASON", "MODELS", "OriginalNet", "build_model", "count_parameters", "lif", "plif"]
 
 
 class CSNN(nn.Module):
@@ -64,28 +35,26 @@ class CSNN(nn.Module):
     POOLS = {"max": (nn.MaxPool2d, layer.MaxPool2d), "avg": (nn.AvgPool2d, layer.AvgPool2d)}
 
     def __init__(self, channels: tuple[int, int] = (32, 32), hidden: int = 256, T: int = 4, tau: float = 2.0, vote: int = 10,
-                 pool: str = "max"):
+                 pool: str = "max", neuron: str = "lif"):
         super().__init__()
-        (c1, c2), hidden, T, tau, vote = _channels(channels), _count("hidden", hidden), _count("T", T), _tau(tau), _count("vote", vote)
-        if not isinstance(pool, str) or pool not in self.POOLS:
-            raise ValueError(f"pool 须为 {' 或 '.join(map(repr, self.POOLS))}，收到 {pool!r}")
-        Pool, SeqPool = self.POOLS[pool]
+        self.cfg = cfg = CSNNConfig(channels, hidden, T, tau, vote, pool, neuron)
+        (c1, c2), hidden, T, tau, vote = cfg.channels, cfg.hidden, cfg.T, cfg.tau, cfg.vote
+        Pool, SeqPool = self.POOLS[cfg.pool]
+        make = neuron_kind(cfg.neuron).build
         self.T = T
-        self.config = {"channels": [c1, c2], "hidden": hidden, "T": T, "tau": tau, "vote": vote}
-        if pool != "max":
-            self.config["pool"] = pool
+        self.config = cfg.to_dict()
         self.encoder = nn.Sequential(
             nn.Conv2d(1, c1, 3, padding=1, bias=False), nn.BatchNorm2d(c1), Pool(2),
         )
         self.snn = nn.Sequential(
-            lif(tau),
+            make(tau),
             layer.Conv2d(c1, c2, 3, padding=1, bias=False), layer.BatchNorm2d(c2), SeqPool(2),
-            lif(tau),
+            make(tau),
             layer.Flatten(),
             layer.Linear(c2 * 7 * 7, hidden, bias=False), layer.BatchNorm1d(hidden),
-            lif(tau),
+            make(tau),
             layer.Linear(hidden, 10 * vote, bias=False), layer.BatchNorm1d(10 * vote),
-            lif(tau),
+            make(tau),
             layer.VotingLayer(vote),
         )
         functional.set_step_mode(self.snn, "m")
@@ -126,14 +95,11 @@ class ANN(nn.Module):
 
     def __init__(self, channels: tuple[int, int] = (32, 32), hidden: int = 256, vote: int = 10, pool: str = "max"):
         super().__init__()
-        (c1, c2), hidden, vote = _channels(channels), _count("hidden", hidden), _count("vote", vote)
-        if not isinstance(pool, str) or pool not in self.POOLS:
-            raise ValueError(f"pool 须为 {' 或 '.join(map(repr, self.POOLS))}，收到 {pool!r}")
-        Pool = self.POOLS[pool]
+        self.cfg = cfg = ANNConfig(channels, hidden, vote, pool)
+        (c1, c2), hidden, vote = cfg.channels, cfg.hidden, cfg.vote
+        Pool = self.POOLS[cfg.pool]
         self.vote = vote
-        self.config = {"channels": [c1, c2], "hidden": hidden, "vote": vote}
-        if pool != "max":
-            self.config["pool"] = pool
+        self.config = cfg.to_dict()
         self.encoder = nn.Sequential(nn.Conv2d(1, c1, 3, padding=1, bias=False), nn.BatchNorm2d(c1), Pool(2))
         self.body = nn.Sequential(
             nn.ReLU(),
@@ -169,14 +135,13 @@ class OriginalNet(nn.Module):
     def __init__(self, channels: tuple[int, int] = (32, 32), hidden: int = 128, T: int = 8, tau: float = 2.0,
                  fix_loss: bool = False, conv_every_step: bool = False):
         super().__init__()
-        (c1, c2), hidden, T, tau = _channels(channels), _count("hidden", hidden), _count("T", T), _tau(tau)
+        self.cfg = cfg = OriginalConfig(channels, hidden, T, tau, fix_loss, conv_every_step)
+        (c1, c2), hidden, T, tau = cfg.channels, cfg.hidden, cfg.T, cfg.tau
         self.T = T
         # 两个开关用于消融实验（笔记本 03）：默认都关闭，即原样的旧模型
         self.fix_loss = fix_loss                # True：输出发放率本身，与 one-hot 做 MSE（不再经过 log_softmax）
         self.conv_every_step = conv_every_step  # True：卷积 + IF 部分也运行 T 步
-        self.config = {"channels": [c1, c2], "hidden": hidden, "T": T, "tau": tau}
-        if fix_loss or conv_every_step:
-            self.config.update(fix_loss=fix_loss, conv_every_step=conv_every_step)
+        self.config = cfg.to_dict()
         self.conv = nn.Sequential(
             nn.Conv2d(1, c1, 3, padding=1), neuron.IFNode(surrogate_function=surrogate.ATan()), nn.MaxPool2d(2),
             nn.Conv2d(c1, c2, 3, padding=1), neuron.IFNode(surrogate_function=surrogate.ATan()), nn.MaxPool2d(2),

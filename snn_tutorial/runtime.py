@@ -15,40 +15,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import TutorialError, render_for_notebook  # noqa: F401 -- render_for_notebook 的旧导入位置
+from .validate import int_between
+
 SEED_MAX = 2**32 - 1  # NumPy 接受的最大种子
 
 
-def render_for_notebook(err: BaseException) -> list[str]:
-    """IPython/Jupyter 显示本教程的异常时调用它（异常类的 _render_traceback_）：中文说明放在最前面，
-    不显示几十行的调用栈与“During handling of the above exception”的异常链——那些是程序内部的细节，
-    学习者要做的事都写在说明里。引起它的原始错误（若有）只列一行。"""
-    lines = [f"\x1b[1;31m{type(err).__name__}\x1b[0m: {err}"]
-    cause = err.__cause__
-    if cause is not None:
-        first = (str(cause).strip().splitlines() or [""])[0][:200]
-        lines.append(f"（原始错误：{type(cause).__name__}{': ' + first if first else ''}）")
-    return lines
-
-
-class DeviceError(RuntimeError):
+class DeviceError(TutorialError):
     """请求的计算设备不可用或写法不对。"""
-
-    def _render_traceback_(self):
-        return render_for_notebook(self)
 
 
 def seed_everything(seed: int = 0) -> None:
     """固定 Python、NumPy 与 PyTorch（含 CUDA）的随机种子。seed 须为 0 … 2**32-1 的整数。"""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= SEED_MAX:
-        raise ValueError(f"随机种子须为 0 到 {SEED_MAX} 之间的整数，收到 {seed!r}")
+    seed = int_between("随机种子", seed, 0, SEED_MAX, verb="须为")
     random.seed(int(seed))
     np.random.seed(int(seed))
     torch.manual_seed(int(seed))  # 也会为所有 CUDA 设备设种子
-
-
-def _mps_available() -> bool:
-    mps = getattr(torch.backends, "mps", None)
-    return bool(mps and mps.is_available())
 
 
 MPS_MESSAGE = (
@@ -112,10 +94,9 @@ def set_cpu_threads(n: int | None = None) -> int:
     """
     if n is None:
         n = available_cores()
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= max_threads():
-        raise ValueError(f"线程数须为 1 到 {max_threads()} 之间的整数（本机 {os.cpu_count()} 个 CPU 核），收到 {n!r}")
-    torch.set_num_threads(int(n))
-    return int(n)
+    n = int_between("线程数", n, 1, max_threads(), verb="须为", note=f"（本机 {os.cpu_count()} 个 CPU 核）")
+    torch.set_num_threads(n)
+    return n
 
 
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # 能直接计算 bfloat16 的 x86 指令集扩展

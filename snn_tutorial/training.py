@@ -11,18 +11,22 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from spikingjelly.activation_based import functional
 from tqdm.auto import tqdm
 
 from . import distributed, runtime
+from .validate import int_at_least, positive_real
 
 
 @dataclass
 class History:
-    """每次评估时记录一行。seconds 是累计的纯训练时间（不含评估）。"""
+    """每次评估时记录一行。seconds 是累计的纯训练时间（不含评估）。
+
+    test_loss / test_acc 是在传给 fit 的评估数据上量的：传验证集时（命令行的 --val、笔记本 03）它们是验证集上的数。
+    """
 
     epoch: list[float] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
@@ -31,9 +35,6 @@ class History:
     test_acc: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
     def time_to(self, accuracy: float) -> float | None:
         """第一次达到给定测试准确率时的累计训练秒数；没达到返回 None。"""
@@ -166,11 +167,9 @@ def fit(
     多进程训练时传入 DistributedDataParallel 包装后的模型：训练指标跨进程汇总，
     只有 0 号进程显示进度条、写 TensorBoard 日志。
     """
-    for name, value in (("epochs", epochs), ("evals_per_epoch", evals_per_epoch)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} 应为 ≥ 1 的整数，收到 {value!r}")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"学习率 lr 应为有限的正数，收到 {lr!r}")
+    epochs = int_at_least("epochs", epochs, 1)
+    evals_per_epoch = int_at_least("evals_per_epoch", evals_per_epoch, 1)
+    lr = positive_real("学习率 lr", lr)
     if len(train_batches) == 0:
         raise ValueError("训练数据是空的：train_batches 一批也没有。")
     device = torch.device(device)

@@ -28,7 +28,7 @@ import pytest
 import torch
 
 from snn_tutorial import bench, cli, data, evaluate as evaluate_cli, export as export_cli, quick, runtime, train as train_cli
-from snn_tutorial import checkpoint
+from snn_tutorial import checkpoint, data_cli, train_save, training
 from snn_tutorial.checkpoint import FORMAT, SHIPPED, CheckpointError, load_checkpoint, save_checkpoint
 from snn_tutorial.models import CSNN, build_model
 from snn_tutorial.training import History, evaluate, fit
@@ -36,7 +36,7 @@ from snn_tutorial.training import History, evaluate, fit
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SNN_DATA_DIR") or REPO.parent / "shared" / "data")   # 完整的 MNIST（只读），没有时相关测试跳过
 TINY = ["--dataset", "mnist-sample", "--epochs", "1", "--channels", "2", "2", "--hidden", "8", "--no-progress"]
-CLIS = {"train": train_cli.main, "evaluate": evaluate_cli.main, "bench": bench.main, "data": data._main,
+CLIS = {"train": train_cli.main, "evaluate": evaluate_cli.main, "bench": bench.main, "data": data_cli.main,
         "export": export_cli.main}
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -185,7 +185,7 @@ def _no_cuda(tmp, mp):
 
 def _save_fails(tmp, mp):
     """最终保存时磁盘满了：写 --out 失败，另存到（测试用的）系统临时目录。"""
-    real = train_cli.save_checkpoint
+    real = train_save.save_checkpoint
     target = tmp / "out" / "m.pt"
 
     def fake(path, *args, **kwargs):
@@ -193,8 +193,8 @@ def _save_fails(tmp, mp):
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real(path, *args, **kwargs)
 
-    mp.setattr(train_cli, "save_checkpoint", fake)
-    mp.setattr(train_cli, "fit", fake_fit)
+    mp.setattr(train_save, "save_checkpoint", fake)
+    mp.setattr(training, "fit", fake_fit)
     (tmp / "fallback").mkdir()
     mp.setattr(tempfile, "tempdir", str(tmp / "fallback"))
 
@@ -209,8 +209,8 @@ def _interrupt_during_save(tmp, mp):
     def fake(*args, **kwargs):
         raise KeyboardInterrupt
 
-    mp.setattr(train_cli, "fit", fake_fit)
-    mp.setattr(train_cli, "save_checkpoint", fake)
+    mp.setattr(training, "fit", fake_fit)
+    mp.setattr(train_save, "save_checkpoint", fake)
 
 
 def _nan_training(tmp, mp):
@@ -219,7 +219,7 @@ def _nan_training(tmp, mp):
             next(net.parameters()).fill_(float("nan"))
         return fake_fit(net, train, test, **kwargs)
 
-    mp.setattr(train_cli, "fit", diverged)
+    mp.setattr(training, "fit", diverged)
     tiny_checkpoint(tmp / "good.pt", metrics={"dataset": "mnist-sample", "quick": True})   # 快速模式只覆盖快速模式的检查点
 
 
@@ -283,7 +283,7 @@ def _fails_after_eval(error):
         def fit(net, train, test, *, on_eval=None, **kwargs):
             fake_fit(net, train, test, epochs=1, on_eval=on_eval)
             raise error
-        mp.setattr(train_cli, "fit", fit)
+        mp.setattr(training, "fit", fit)
     return setup
 
 
@@ -299,13 +299,13 @@ def _full_checkpoint_at_default(tmp, mp):
     (tmp / "checkpoints").mkdir()
     tiny_checkpoint(tmp / "checkpoints" / "csnn-mnist-sample.pt", metrics={"dataset": "mnist-sample", "quick": False})
     (tmp / "full.sha").write_bytes((tmp / "checkpoints" / "csnn-mnist-sample.pt").read_bytes())
-    mp.setattr(train_cli, "fit", fake_fit)
+    mp.setattr(training, "fit", fake_fit)
 
 
 def _text_file(name, text="# 我的笔记\n"):
     def setup(tmp, mp):
         (tmp / name).write_text(text, encoding="utf-8")
-        mp.setattr(train_cli, "fit", fake_fit)
+        mp.setattr(training, "fit", fake_fit)
     return setup
 
 
@@ -362,7 +362,7 @@ def _home_checkpoint(tmp, mp):
 def _home_for_logs(tmp, mp):
     mp.setenv("HOME", str(tmp / "home"))
     (tmp / "home").mkdir()
-    mp.setattr(train_cli, "fit", fake_fit)
+    mp.setattr(training, "fit", fake_fit)
 
 
 def _broken_sample(content_of):
@@ -398,7 +398,7 @@ def _low_space_for(folder_name):
             return shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000)
         return real(path)
 
-    return lambda tmp, mp: (mp.setattr(shutil, "disk_usage", usage), mp.setattr(train_cli, "fit", fake_fit))
+    return lambda tmp, mp: (mp.setattr(shutil, "disk_usage", usage), mp.setattr(training, "fit", fake_fit))
 
 
 def _export_write_fails(tmp, mp):
@@ -426,16 +426,16 @@ def _no_network(tmp, mp):
 def _quick_typo(tmp, mp):
     mp.setenv(quick.QUICK_ENV, "ture")
     quick._warned.clear()
-    mp.setattr(train_cli, "fit", fake_fit)
+    mp.setattr(training, "fit", fake_fit)
 
 
 def _non_utf8(tmp, mp):
-    mp.setattr(train_cli, "fit", fake_fit)
+    mp.setattr(training, "fit", fake_fit)
 
 
 LONG = "a" * 300
 NEAR_LIMIT = "b" * 240                     # 文件系统放得下，但加上保存用的临时后缀就超过 255 字节
-FAKE_FIT = _patch(train_cli, "fit", fake_fit)
+FAKE_FIT = _patch(training, "fit", fake_fit)
 ROUND_THREE = [
     # 1. 导出不能写回输入的检查点、不能写到没有格式扩展名的文件
     Case("export-out-is-checkpoint", "export", ["--checkpoint", "{tmp}/m.pt", "--format", "onnx", "--out", "{tmp}/m.pt"], 2,
@@ -573,9 +573,9 @@ CASES = [
     # 1. --out / --log-dir：训练之前就发现，或者结果不丢
     # （pytest 打开了快速模式：默认文件名带 -quick）
     Case("out-existing-dir", "train", [*TINY, "--out", "{tmp}"], 0, ["检查点已保存到 {tmp}/csnn-mnist-sample-quick.pt"],
-         setup=_patch(train_cli, "fit", fake_fit), check=lambda tmp: load_checkpoint(tmp / "csnn-mnist-sample-quick.pt")),
+         setup=_patch(training, "fit", fake_fit), check=lambda tmp: load_checkpoint(tmp / "csnn-mnist-sample-quick.pt")),
     Case("out-trailing-slash", "train", [*TINY, "--out", "{tmp}/new/"], 0, ["检查点已保存到 {tmp}/new/csnn-mnist-sample-quick.pt"],
-         setup=_patch(train_cli, "fit", fake_fit)),
+         setup=_patch(training, "fit", fake_fit)),
     Case("out-proc", "train", [*TINY, "--out", "/proc/x.pt"], 2, ["--out /proc/x.pt", "不允许新建文件", *OUT_NOT_STARTED],
          before_training=True),
     Case("out-sys-unwritable", "train", [*TINY, "--out", "/sys/x.pt"], 2, ["--out /sys/x.pt", "没有写权限", *OUT_NOT_STARTED],
@@ -736,7 +736,7 @@ CASES = [
          setup=lambda tmp, mp: mp.setenv("SNN_DATA_DIR", str(tmp / "gone"))),
     # 8. 中断（不用真信号的部分；真信号见下面的子进程测试）
     Case("ctrl-c-before-first-eval", "train", [*TINY, "--out", "{tmp}/m.pt"], 130, ["已中断（Ctrl+C）", "没有保存任何文件", "没有写入 {tmp}/m.pt"],
-         setup=_patch(train_cli, "fit", interrupted_fit), check=lambda tmp: not list(tmp.iterdir())),
+         setup=_patch(training, "fit", interrupted_fit), check=lambda tmp: not list(tmp.iterdir())),
     Case("ctrl-c-during-final-save", "train", [*TINY, "--out", "{tmp}/m.pt"], 130, ["已中断（Ctrl+C）", "保存被打断"],
          setup=_interrupt_during_save),
     Case("ctrl-c-while-loading-data", "evaluate", ["--limit", "5"], 130, ["已中断（Ctrl+C）"],
@@ -816,13 +816,6 @@ def test_library_misuse(make, error, pieces):
     for piece in pieces:
         assert piece in str(info.value)
     assert CJK.search(str(info.value))
-
-
-def test_auto_device_never_picks_mps(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(runtime, "_mps_available", lambda: True)
-    assert runtime.select_device("auto").type == "cpu"
-    assert runtime.select_device().type == "cpu"
 
 
 def test_checkpoint_on_unavailable_device_is_not_called_corrupt(monkeypatch):
@@ -1082,7 +1075,7 @@ def test_distributed_fault_on_other_rank_saves_rank0_snapshot(tmp_path, fault):
     assert f"已保存到 {tmp_path / 'm.interrupted.pt'}" in stderr, stderr
     assert waited < 60
     _, ckpt = load_checkpoint(tmp_path / "m.interrupted.pt")
-    assert ckpt["metrics"]["interrupted"] is True and ckpt["metrics"]["world_size"] == 2
+    assert ckpt["metrics"]["interrupted"] is True and ckpt["run"]["world_size"] == 2
 
 
 NOTEBOOK_CELL = '''

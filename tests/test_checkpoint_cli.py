@@ -7,8 +7,8 @@ import pytest
 import torch
 from spikingjelly.activation_based import functional
 
-from snn_tutorial import data, runtime, evaluate as evaluate_cli, train as train_cli
-from snn_tutorial.checkpoint import SHIPPED, CheckpointError, load_checkpoint, save_checkpoint
+from snn_tutorial import data, runtime
+from snn_tutorial.checkpoint import SHIPPED, CheckpointError, load_checkpoint, run_inputs, save_checkpoint
 from snn_tutorial.models import CSNN
 
 
@@ -93,7 +93,7 @@ def test_shipped_weights_load():
     model, ckpt = load_checkpoint()
     assert SHIPPED.stat().st_size < 5_000_000
     assert ckpt["model"] == "csnn" and ckpt["metrics"]["test_acc"] >= 0.995
-    assert "python -m snn_tutorial.train" in ckpt["metrics"]["command"]
+    assert "python -m snn_tutorial.train" in run_inputs(ckpt)["command"]
     x, y = data.load_sample()
     with torch.no_grad():
         acc = (model(data.normalize(x)).argmax(1) == y).float().mean().item()
@@ -161,7 +161,7 @@ def test_cli_validation_split_keeps_the_test_set_for_the_end(tmp_path):
     evals = [line for line in lines if line.lstrip().startswith("第 ")]
     assert len(evals) == 2 and all("验证准确率" in line and "测试" not in line for line in evals)
     _, ckpt = load_checkpoint(out)
-    assert ckpt["metrics"]["val"] == 200 and ckpt["metrics"]["val_split"] == "random"
+    assert ckpt["run"]["val"] == 200 and ckpt["run"]["val_split"] == "random"
     assert lines[-2] == f"最终验证准确率：{ckpt['metrics']['val_acc']:.2%}"
     assert lines[-1] == f"最终测试准确率：{ckpt['metrics']['test_acc']:.2%}"
 
@@ -174,7 +174,7 @@ def test_cli_tail_validation_split_is_used_and_recorded(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "训练 600 张、验证 200 张（从训练集末尾连续留出）" in res.stdout.splitlines()[0]
     _, ckpt = load_checkpoint(out)
-    assert ckpt["metrics"]["val_split"] == "tail" and ckpt["metrics"]["val"] == 200
+    assert ckpt["run"]["val_split"] == "tail" and ckpt["run"]["val"] == 200
 
 
 @pytest.mark.parametrize("flags, said, recorded", [
@@ -189,4 +189,4 @@ def test_cli_augmentation_flags_are_used_and_recorded(tmp_path, flags, said, rec
     assert res.returncode == 0, res.stderr
     assert said in res.stdout.splitlines()[0]
     _, ckpt = load_checkpoint(out)
-    assert {k: ckpt["metrics"][k] for k in recorded} == recorded
+    assert {k: ckpt["run"][k] for k in recorded} == recorded

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from snn_tutorial import data
+from snn_tutorial import data, split_check
 from snn_tutorial.data import (
     CorruptDataError, DataNotFoundError, DataPathError, TensorBatches,
     load_raw, load_sample, resolve_data_root,
@@ -198,7 +198,9 @@ def test_batches_shapes_and_normalization():
 
 def test_batches_shuffle_is_seeded():
     x, y = load_sample()
-    labels = lambda b: torch.cat([t for _, t in b])
+    def labels(b):
+        return torch.cat([t for _, t in b])
+
     a, b = TensorBatches(x, y, 100, seed=1), TensorBatches(x, y, 100, seed=1)
     first_a, first_b = labels(a), labels(b)
     assert torch.equal(first_a, first_b)                    # 同种子 → 同顺序
@@ -315,7 +317,7 @@ def test_check_split_sees_writers_in_contiguous_runs(monkeypatch):
     images = (prototypes.repeat_interleave(10, 0) + torch.randn(240, 1, 28, 28, generator=gen)).clamp(0, 255).to(torch.uint8)
     labels = torch.arange(24).remainder(10).repeat_interleave(10)
     monkeypatch.setattr(data, "load_raw", lambda *a, **k: (images, labels))
-    r = data.check_split(folds=12)
+    r = split_check.check_split(folds=12)
     assert r["adjacent"] < r["random"] / 5                   # 相邻的图几乎相同
     assert r["knn_random"] < 0.05 and r["knn_tail"] > 0.5    # 随机分份时同一书写者的图还在参考集里
     assert r["fold_size"] == 20 and r["knn_tail_last"] >= 0.5

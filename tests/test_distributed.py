@@ -8,8 +8,8 @@ import torch
 from snn_tutorial import data, runtime
 from snn_tutorial.checkpoint import load_checkpoint
 from snn_tutorial.models import build_model
-from snn_tutorial.train import AUGMENT, DEFAULTS
-from snn_tutorial.training import evaluate, fit
+from snn_tutorial.recipes import RECIPES
+from snn_tutorial.training import evaluate
 
 ARGS = ["--dataset", "mnist-sample", "--epochs", "1", "--batch-size", "64", "--no-progress"]
 
@@ -33,7 +33,7 @@ def test_two_gloo_processes_agree_and_checkpoint_loads(tmp_path):
     assert stdout.count("最终测试准确率") == 1          # 只有 0 号进程打印
     printed = float(stdout.strip().splitlines()[-1].split("：")[1].rstrip("%"))
     model, ckpt = load_checkpoint(out)                  # 单进程加载
-    assert ckpt["metrics"]["world_size"] == 2
+    assert ckpt["run"]["world_size"] == 2
     _, acc = evaluate(model, data.tensor_batches("mnist-sample", False, batch_size=256))
     assert f"{acc:.2%}" == f"{printed:.2f}%"          # 汇总后的多进程评估 = 单进程评估
 
@@ -45,9 +45,9 @@ def test_single_process_cli_matches_plain_fit(tmp_path):
     runtime.set_cpu_threads()
     runtime.seed_everything(0)
     model = build_model("csnn")
-    recipe = DEFAULTS["csnn"]
-    train = data.tensor_batches("mnist-sample", True, batch_size=64, seed=0, **{k: recipe.get(k, 0) for k in AUGMENT})
+    recipe = RECIPES["csnn"].replace(batch_size=64)
+    train = recipe.train_batches(*data.load_raw("mnist-sample", train=True), seed=0, dataset="mnist-sample")
     test = data.tensor_batches("mnist-sample", False, batch_size=256)
-    fit(model, train, test, epochs=1, lr=recipe["lr"], progress=False)
+    recipe.fit(model, train, test, epochs=1, progress=False)
     for (k, a), b in zip(model.state_dict().items(), cli_model.state_dict().values()):
         assert torch.equal(a, b), k

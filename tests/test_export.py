@@ -14,7 +14,7 @@ import torch
 
 from snn_tutorial import data
 from snn_tutorial import export as ex
-from snn_tutorial.checkpoint import FORMAT, SHIPPED, load_checkpoint, save_checkpoint
+from snn_tutorial.checkpoint import SHIPPED, load_checkpoint, save_checkpoint
 from snn_tutorial.models import ANN, CSNN, build_model
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
