@@ -95,7 +95,7 @@ def nir_problems(model: nn.Module) -> list[str]:
     problems = []
     for name, m in model.named_modules():
         if isinstance(m, (nn.MaxPool2d, layer.MaxPool2d)):
-            problems.append(f"{name}：最大池化（NIR 只有平均池化）")
+            problems.append(f"{name}：最大池化（NIR 没有最大池化；SpikingJelly 只能把平均池化导出为 NIR）")
         elif isinstance(m, neuron.BaseNode):
             kind = kind_of(m)   # 能不能导出看神经元登记表（neurons.NEURONS）
             if kind is None or kind.nir is None:
