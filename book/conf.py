@@ -34,6 +34,7 @@ exclude_patterns += ["**/.ipynb_checkpoints"]
 
 nb_execution_mode = "off"            # 不重新执行：网页上是笔记本里保存的、在完整 MNIST 上真实运行的输出
 nb_merge_streams = True              # 把同一个单元格里连续的多段打印输出合成一段
+nb_render_markdown_format = "myst"  # 代码单元输出的 Markdown（例如表格、公式）按 MyST 解析：commonmark 不认表格与 $…$
 nb_ipywidgets_js = {}                # 不从 CDN 加载交互控件的脚本；控件在下面换成静态内容
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
