@@ -4,6 +4,7 @@
 （依赖包 pylopdf-fonts-zh-cn，所以 `pip install -e .` 之后在任何机器上都有中文）；两者都没有时退回英文标签并只警告一次。
 """
 
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +125,21 @@ def find_cjk_font() -> str | None:
     """返回一个能显示中文的字体族名（系统字体优先，其次是 pip 装的 Noto Sans SC）；没有则返回 None。"""
     found = locate_cjk_font()
     return found.family if found else None
+
+
+class _SingleWeightFilter(logging.Filter):
+    """只有常规体的字体（例如 pip 装的 Noto Sans SC）遇到粗体时，matplotlib 改用常规体，并在标准错误上提示一次。
+    这是预期的退回（字照样显示，只是不加粗），所以只滤掉这一条提示，其余日志不变。"""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        family = _state["font"].family if _state.get("font") else None
+        message = record.getMessage()
+        return not (family and message.startswith("findfont: Failed to find font weight") and family in message)
+
+
+_FONT_LOG = logging.getLogger("matplotlib.font_manager")
+if not any(isinstance(f, _SingleWeightFilter) for f in _FONT_LOG.filters):
+    _FONT_LOG.addFilter(_SingleWeightFilter())
 
 
 def setup_matplotlib(font: str | None = "auto") -> str | None:

@@ -4,6 +4,7 @@
 所有能显示汉字的文件都去掉，只留下 pip 包里的那一个。
 """
 
+import logging
 import json
 import re
 import shutil
@@ -145,3 +146,27 @@ def test_pip_font_covers_every_chinese_character_in_notebook_code():
     assert len(chars) > 100, f"笔记本代码里只找到 {len(chars)} 个中文字符？"
     missing = sorted(ch for ch in chars if font.get_char_index(ord(ch)) == 0)
     assert not missing, f"pip 字体缺这些字的字形：{''.join(missing)}"
+
+
+def test_bold_with_single_weight_pip_font_is_quiet(no_system_cjk, caplog):
+    """pip 字体只有常规体：粗体退回常规体是预期的，不应在标准错误上留下 findfont 的提示（nbval 会把它当成多出来的输出）。"""
+    assert plotting.setup_matplotlib() == "Noto Sans SC"
+    _forget_lookups()
+    with caplog.at_level(logging.INFO, logger="matplotlib.font_manager"):
+        path = font_manager.findfont(font_manager.FontProperties(family=["sans-serif"], weight="bold"))
+    assert Path(path).resolve() == plotting.pip_font_file().resolve()       # 仍用 pip 字体（常规体）
+    assert not [r for r in caplog.records if "Failed to find font weight" in r.getMessage()]
+    # 反例：去掉过滤器，同样的查找会留下这条提示（说明上面的检查真能发现它）
+    log = logging.getLogger("matplotlib.font_manager")
+    filters = [f for f in log.filters if isinstance(f, plotting._SingleWeightFilter)]
+    for f in filters:
+        log.removeFilter(f)
+    try:
+        _forget_lookups()
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="matplotlib.font_manager"):
+            font_manager.findfont(font_manager.FontProperties(family=["sans-serif"], weight="bold"))
+        assert [r for r in caplog.records if "Failed to find font weight" in r.getMessage()]
+    finally:
+        for f in filters:
+            log.addFilter(f)
