@@ -119,10 +119,10 @@ def time_to_accuracy(name: str, root, epochs: int, evals_per_epoch: int = 4, lim
     test = data.tensor_batches("mnist", False, root, batch_size=256)
     history = recipe.fit(model, train, test, evals_per_epoch=evals_per_epoch, progress=False)
     reached = {t: history.time_to(t) for t in (0.98, 0.99)}
-    final = history.test_acc[-1]
+    final = history.eval_acc[-1]
     desc = "，".join(f"首次达到 {t:.1%}：{'%.0f 秒' % s if s is not None else '未达到'}" for t, s in reached.items())
     print(f"  {name:<9s} 批 {recipe.batch_size}，平移 {recipe.max_shift}，{epochs} 轮：{desc}；"
-          f"训练结束时 {final:.2%}（最高 {max(history.test_acc):.2%}），共训练 {history.seconds[-1]:.0f} 秒", flush=True)
+          f"训练结束时 {final:.2%}（最高 {max(history.eval_acc):.2%}），共训练 {history.seconds[-1]:.0f} 秒", flush=True)
     return {"reached": reached, "final": final, "seconds": history.seconds[-1]}
 
 

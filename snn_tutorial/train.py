@@ -277,9 +277,9 @@ def run(plan: Plan, model: torch.nn.Module, b: Batches) -> Result:
     def on_eval(h):
         if plan.main_process:  # 先留下快照再打印：看到这一行时，Ctrl+C 一定能保存这次评估的权重
             snapshot.update(state={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
-                            epoch=h.epoch[-1], acc=h.test_acc[-1], watch=b.watch_name, seconds=h.seconds[-1])
+                            epoch=h.epoch[-1], acc=h.eval_acc[-1], watch=b.watch_name, seconds=h.seconds[-1])
         plan.say(f"  第 {h.epoch[-1]:.2f} 轮：训练损失 {h.train_loss[-1]:.4f}，"
-                 f"{b.watch_name}准确率 {h.test_acc[-1]:.2%}，累计训练 {h.seconds[-1]:.0f} 秒", flush=True)
+                 f"{b.watch_name}准确率 {h.eval_acc[-1]:.2%}，累计训练 {h.seconds[-1]:.0f} 秒", flush=True)
 
     start = time.perf_counter()
     try:
@@ -288,7 +288,7 @@ def run(plan: Plan, model: torch.nn.Module, b: Batches) -> Result:
                                   on_eval=on_eval)
         wall = time.perf_counter() - start
         _, acc = evaluate(net, b.test, plan.device)
-        val_acc = history.test_acc[-1] if b.val is not None else None   # fit 最后一次评估就在训练结束时、在验证集上
+        val_acc = history.eval_acc[-1] if b.val is not None else None   # fit 最后一次评估就在训练结束时、在验证集上
         agree = distributed.parameters_agree(model) if plan.world_size > 1 else True
     except KeyboardInterrupt as exc:
         if plan.main_process:

@@ -25,20 +25,33 @@ from .validate import int_at_least, positive_real
 class History:
     """每次评估时记录一行。seconds 是累计的纯训练时间（不含评估）。
 
-    test_loss / test_acc 是在传给 fit 的评估数据上量的：传验证集时（命令行的 --val、笔记本 03）它们是验证集上的数。
+    eval_loss / eval_acc 是在传给 fit 的评估数据上量的：传验证集时（命令行的 --val、笔记本 03）是验证集上的数，
+    传测试集时是测试集上的数。
     """
 
     epoch: list[float] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
     train_acc: list[float] = field(default_factory=list)
-    test_loss: list[float] = field(default_factory=list)
-    test_acc: list[float] = field(default_factory=list)
+    eval_loss: list[float] = field(default_factory=list)
+    eval_acc: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
 
     def time_to(self, accuracy: float) -> float | None:
-        """第一次达到给定测试准确率时的累计训练秒数；没达到返回 None。"""
-        return next((s for s, a in zip(self.seconds, self.test_acc) if a >= accuracy), None)
+        """评估准确率第一次达到 accuracy 时的累计训练秒数；没达到返回 None。"""
+        return next((s for s, a in zip(self.seconds, self.eval_acc) if a >= accuracy), None)
+
+    def record(self, epoch: float, train: tuple[float, float], evaluated: tuple[float, float], lr: float, seconds: float) -> None:
+        """追加一行：train 与 evaluated 都是 (损失, 准确率)。"""
+        for key, value in zip(("epoch", "train_loss", "train_acc", "eval_loss", "eval_acc", "lr", "seconds"),
+                              (epoch, *train, *evaluated, lr, seconds)):
+            getattr(self, key).append(value)
+
+    def log_last(self, writer: SafeWriter | None, step: int) -> None:
+        """把最新一行写进 TensorBoard（标签 train/loss、eval/acc……）。"""
+        if writer is not None:
+            for key in ("train_loss", "train_acc", "eval_loss", "eval_acc", "lr"):
+                writer.add_scalar(key.replace("_", "/", 1), getattr(self, key)[-1], step)
 
 
 class SafeWriter:
@@ -141,21 +154,9 @@ def evaluate(model: torch.nn.Module, batches, device: str | torch.device = "cpu"
     return total_loss / count, correct / count
 
 
-def fit(
-    model: torch.nn.Module,
-    train_batches,
-    test_batches,
-    epochs: int = 1,
-    lr: float = 1e-3,
-    schedule: str = "cosine",
-    device: str | torch.device = "cpu",
-    amp: bool = True,
-    channels_last: bool = True,
-    evals_per_epoch: int = 1,
-    log_dir: str | None = None,
-    progress: bool = True,
-    on_eval=None,
-) -> History:
+def fit(model: torch.nn.Module, train_batches, eval_batches, epochs: int = 1, lr: float = 1e-3, schedule: str = "cosine",
+        device: str | torch.device = "cpu", amp: bool = True, channels_last: bool = True, evals_per_epoch: int = 1,
+        log_dir: str | None = None, progress: bool = True, on_eval=None) -> History:
     """用 Adam 训练 epochs 轮，每轮评估 evals_per_epoch 次，返回 History。
 
     schedule："cosine"（按步余弦退火到 0）或 "none"（固定学习率）。
@@ -178,15 +179,9 @@ def fit(
         to_channels_last(model)
     loss_fn = _core(model).loss
     main = distributed.is_main()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     steps_per_epoch = len(train_batches)
-    total_steps = epochs * steps_per_epoch
-    if schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-    elif schedule == "none":
-        scheduler = None
-    else:
-        raise ValueError(f"未知的学习率策略 {schedule!r}：可选 cosine、none")
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = make_scheduler(optimizer, schedule, total_steps=epochs * steps_per_epoch)
     scaler = torch.amp.GradScaler(device.type, enabled=runtime.amp_dtype(device, amp) == torch.float16)
     writer = SafeWriter(log_dir) if log_dir is not None and main else None
     eval_at = {math.ceil(steps_per_epoch * k / evals_per_epoch) for k in range(1, evals_per_epoch + 1)}
@@ -198,7 +193,7 @@ def fit(
         for epoch in range(epochs):
             if hasattr(train_batches, "set_epoch"):
                 train_batches.set_epoch(epoch)
-            run_loss, run_correct, run_count = 0.0, 0, 0
+            running = RunningMetrics()
             bar = tqdm(train_batches, total=steps_per_epoch, desc=f"第 {epoch + 1}/{epochs} 轮", disable=not (progress and main), leave=False)
             start = time.perf_counter()
             for i, (x, y) in enumerate(bar, start=1):
@@ -216,33 +211,49 @@ def fit(
                     scheduler.step()
                 functional.reset_net(model)
                 step += 1
-                run_loss += loss.item() * len(y)
-                run_correct += (out.argmax(1) == y).sum().item()
-                run_count += len(y)
+                running.add(loss, out, y)
                 if writer is not None and step % 50 == 0:
                     writer.add_scalar("train/loss_step", loss.item(), step)
                 if i in eval_at:
                     train_seconds += time.perf_counter() - start
                     # 评估总用 float32；布局跟训练一致（channels_last=False 时不能在训练中途换掉卷积核的布局）
-                    test_loss, test_acc = evaluate(model, test_batches, device, channels_last=channels_last)
-                    run_loss, run_correct, run_count = distributed.sum_across(run_loss, run_correct, run_count, device=device)
-                    history.epoch.append(epoch + i / steps_per_epoch)
-                    history.train_loss.append(run_loss / run_count)
-                    history.train_acc.append(run_correct / run_count)
-                    history.test_loss.append(test_loss)
-                    history.test_acc.append(test_acc)
-                    history.lr.append(optimizer.param_groups[0]["lr"])
-                    history.seconds.append(train_seconds)
-                    bar.set_postfix(test_acc=f"{test_acc:.2%}")
-                    if writer is not None:
-                        for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr"):
-                            writer.add_scalar(key.replace("_", "/", 1), getattr(history, key)[-1], step)
+                    evaluated = evaluate(model, eval_batches, device, channels_last=channels_last)
+                    history.record(epoch + i / steps_per_epoch, running.summary(device), evaluated,
+                                   optimizer.param_groups[0]["lr"], train_seconds)
+                    bar.set_postfix(eval_acc=f"{evaluated[1]:.2%}")
+                    history.log_last(writer, step)
                     if on_eval is not None:
                         on_eval(history)
-                    run_loss, run_correct, run_count = 0.0, 0, 0
+                    running = RunningMetrics()
                     start = time.perf_counter()
             bar.close()
     finally:
         if writer is not None:
             writer.close()
     return history
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int):
+    """schedule="cosine"：按步余弦退火到 0；"none"：固定学习率（返回 None）。"""
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    if schedule == "none":
+        return None
+    raise ValueError(f"未知的学习率策略 {schedule!r}：可选 cosine、none")
+
+
+class RunningMetrics:
+    """两次评估之间训练批的累计损失与正确数（多进程时 summary 跨进程汇总）。"""
+
+    def __init__(self):
+        self.loss, self.correct, self.count = 0.0, 0, 0
+
+    def add(self, loss: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
+        self.loss += loss.item() * len(y)
+        self.correct += (out.argmax(1) == y).sum().item()
+        self.count += len(y)
+
+    def summary(self, device: torch.device) -> tuple[float, float]:
+        """(平均损失, 准确率)。"""
+        loss, correct, count = distributed.sum_across(self.loss, self.correct, self.count, device=device)
+        return loss / count, correct / count

@@ -146,7 +146,7 @@ def refuse_writes(mp, folder: Path, code: int) -> None:
 
 def fake_fit(net, train, test, *, epochs, on_eval=None, **kwargs):
     """代替真实训练：立刻“评估”一次并返回，用来测试训练之后的保存逻辑（快）。"""
-    h = History(epoch=[1.0], train_loss=[0.1], train_acc=[0.5], test_loss=[0.1], test_acc=[0.5], lr=[0.0], seconds=[0.1])
+    h = History(epoch=[1.0], train_loss=[0.1], train_acc=[0.5], eval_loss=[0.1], eval_acc=[0.5], lr=[0.0], seconds=[0.1])
     if on_eval is not None:
         on_eval(h)
     return h

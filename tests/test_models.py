@@ -150,8 +150,8 @@ def test_fit_learns_on_the_sample_and_records_history(tmp_path):
     test = data.TensorBatches(x[800:], y[800:], batch_size=200, shuffle=False)
     model = CSNN()
     h = fit(model, train, test, epochs=3, lr=3e-3, evals_per_epoch=2, log_dir=str(tmp_path / "tb"), progress=False)
-    assert len(h.test_acc) == 6 and h.epoch[-1] == 3.0
-    assert h.test_acc[-1] > 0.6                      # 200 张留出的样本：随机猜只有 10%
+    assert len(h.eval_acc) == 6 and h.epoch[-1] == 3.0
+    assert h.eval_acc[-1] > 0.6                      # 200 张留出的样本：随机猜只有 10%
     assert h.seconds == sorted(h.seconds) and h.lr[-1] < 1e-5   # 余弦退火到接近 0
     assert h.time_to(0.0) == h.seconds[0] and h.time_to(1.01) is None
     assert any((tmp_path / "tb").iterdir())          # 写了 TensorBoard 日志
@@ -191,7 +191,7 @@ def test_evaluate_is_float32_whatever_fit_trained_with(monkeypatch):
         train = data.TensorBatches(x[:256], y[:256], batch_size=64, seed=0)
         test = data.TensorBatches(x[800:], y[800:], batch_size=200, shuffle=False)
         h = fit(model, train, test, epochs=1, lr=3e-3, progress=False)
-        assert h.test_acc[-1] == training.evaluate(model, test)[1]
+        assert h.eval_acc[-1] == training.evaluate(model, test)[1]
 
 
 def test_fit_without_channels_last_never_switches_layout():
