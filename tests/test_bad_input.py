@@ -26,9 +26,10 @@ from typing import Callable
 
 import pytest
 import torch
+from torchvision import datasets
 
 from snn_tutorial import bench, cli, data, evaluate as evaluate_cli, export as export_cli, quick, runtime, train as train_cli
-from snn_tutorial import checkpoint, data_cli, train_save, training
+from snn_tutorial import checkpoint, data_cli, raw_checks, raw_files, sample, train_save, training
 from snn_tutorial.checkpoint import FORMAT, SHIPPED, CheckpointError, load_checkpoint, save_checkpoint
 from snn_tutorial.models import CSNN, build_model
 from snn_tutorial.training import History, evaluate, fit
@@ -52,7 +53,7 @@ def fake_mnist(root: Path, *, gz: bool = False, label: int = 0, header: dict | N
     raw = root if plain else root / folder / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for name, size in data.ALL_FILES:
-        head = (header or {}).get(name, data._expected_header(name))
+        head = (header or {}).get(name, raw_checks._expected_header(name))
         if gz:
             body = head + bytes(size - len(head))
             (raw / f"{name}.gz").write_bytes(gzip.compress(body, compresslevel=1))
@@ -369,7 +370,7 @@ def _broken_sample(content_of):
     def setup(tmp, mp):
         bad = tmp / "mnist_sample.npz"
         bad.write_bytes(content_of(data.SAMPLE_FILE.read_bytes()))
-        mp.setattr(data, "SAMPLE_FILE", bad)
+        mp.setattr(sample, "SAMPLE_FILE", bad)
     return setup
 
 
@@ -413,14 +414,14 @@ def _export_write_fails(tmp, mp):
 
 def _sample_dir_read_only(tmp, mp):
     (tmp / "pkg").mkdir()
-    mp.setattr(data, "SAMPLE_FILE", tmp / "pkg" / "mnist_sample.npz")
+    mp.setattr(sample, "SAMPLE_FILE", tmp / "pkg" / "mnist_sample.npz")
     refuse_writes(mp, tmp / "pkg", errno.EROFS)
     fake_mnist(tmp / "data")
-    mp.setattr(data, "load_raw", lambda *a, **k: pytest.fail("写不进去时不应先读数据"))
+    mp.setattr(raw_files, "load_raw", lambda *a, **k: pytest.fail("写不进去时不应先读数据"))
 
 
 def _no_network(tmp, mp):
-    mp.setattr(data.datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
+    mp.setattr(datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
 
 
 def _quick_typo(tmp, mp):
@@ -1084,7 +1085,8 @@ from IPython.core.interactiveshell import InteractiveShell
 shell = InteractiveShell.instance()
 shell.run_cell(
     "from snn_tutorial import data\\n"
-    "data.datasets.MNIST.mirrors = ['http://127.0.0.1:9/']\\n"          # 没有网络
+    "from torchvision import datasets\\n"
+    "datasets.MNIST.mirrors = ['http://127.0.0.1:9/']\\n"          # 没有网络
     f"train_x, train_y = data.load_raw('mnist', train=True, root={sys.argv[1]!r})\\n"
 )
 '''
@@ -1126,17 +1128,17 @@ def test_loading_checkpoints_emits_no_english_warning(tmp_path):
 def test_data_verdict_is_cached_and_redone_after_a_change(tmp_path, monkeypatch):
     """官方文件的 MD5 只在第一次用到时核对，结论缓存在用户的缓存目录（数据目录可以是只读的）；文件改动后重新核对。"""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(data, "_VERIFIED", {})
+    monkeypatch.setattr(raw_checks, "_VERIFIED", {})
     official_mnist(tmp_path / "d")
     with monkeypatch.context() as mp:
         refuse_writes(mp, tmp_path / "d", errno.EROFS)                 # 只读的数据目录照样能用
         x, _ = data.load_raw("mnist", train=False, root=tmp_path / "d")
     assert x.shape == (10000, 1, 28, 28)
-    cache = data._cache_file()
+    cache = raw_checks._cache_file()
     assert cache.exists() and str(tmp_path / "d") in cache.read_text()
     with monkeypatch.context() as mp:                                  # 新的进程：只读缓存文件，不再读数据文件算 MD5
-        mp.setattr(data, "_VERIFIED", {})
-        mp.setattr(data, "file_md5", lambda *a, **k: pytest.fail("已核对过的文件不应再算一遍 MD5"))
+        mp.setattr(raw_checks, "_VERIFIED", {})
+        mp.setattr(raw_checks, "file_md5", lambda *a, **k: pytest.fail("已核对过的文件不应再算一遍 MD5"))
         data.load_raw("mnist", train=False, root=tmp_path / "d")
     images = tmp_path / "d" / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
     with open(images, "r+b") as f:                                    # 像 rsync --inplace 中途失败：一段字节被清零

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torchvision import datasets
 
 from snn_tutorial import data, split_check
 from snn_tutorial.data import (
@@ -98,7 +99,7 @@ def test_missing_without_download(tmp_path):
 
 def test_no_network(tmp_path, monkeypatch):
     """模拟断网：把下载镜像指向本机一个没人监听的端口，连接会被立即拒绝。"""
-    monkeypatch.setattr(data.datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
+    monkeypatch.setattr(datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
     with pytest.raises(DataNotFoundError, match="自动下载失败") as err:
         load_raw(train=False, root=tmp_path)
     assert "t10k-images-idx3-ubyte" in str(err.value) and "联网" in str(err.value)
