@@ -14,7 +14,6 @@ import re
 import stat
 import time
 import warnings
-import zipfile
 from pathlib import Path
 
 import torch
@@ -22,6 +21,7 @@ import torch
 from . import runtime
 from .atomic import atomic_open
 from .errors import TutorialError
+from .file_formats import foreign_format, looks_like_onnx
 from .models import build_model
 
 FORMAT = "snn-tutorial-checkpoint/1"
@@ -64,7 +64,7 @@ def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
                 continue
             with open(entry, "rb") as f:
                 head = f.read(8)
-            onnx = ".onnx." in entry.name and _looks_like_onnx(head)
+            onnx = ".onnx." in entry.name and looks_like_onnx(head)
             if head and not onnx and not head.startswith(_TEMP_MAGIC):
                 continue
             entry.unlink()
@@ -122,54 +122,6 @@ def _first_line(err: BaseException) -> str:
     if "weights_only" in text:  # PyTorch 关于 weights_only 的长消息截断后读起来像在建议关掉保护，一律不转述
         first = type(err).__name__
     return first[:200]
-
-
-def _looks_like_onnx(head: bytes) -> bool:
-    """ONNX 文件是 protobuf：第一个字段是 ir_version（标签字节 0x08，接一个小整数），接着是 producer_name 等字段。"""
-    return len(head) >= 3 and head[0] == 0x08 and 0 < head[1] < 0x40 and head[2] in (0x12, 0x1A, 0x22, 0x2A, 0x3A, 0x42)
-
-
-def foreign_format(path: str | os.PathLike, head: bytes) -> str | None:
-    """按文件开头的字节（head，至少 64 字节或整个文件）认出“不是 PyTorch 检查点”的常见文件，返回一句中文说明与处理办法；
-    看起来可能是 PyTorch 的文件（zip 或 pickle）时返回 None。"""
-    name = Path(path).name
-    if not head:
-        return "它是空文件（0 字节）：保存多半没有完成。请重新训练，或重新复制这个文件"
-    if head.startswith(b"version https://git-lfs"):
-        return ("它是 Git LFS 的指针文件（几百字节的文本），真正的检查点还没有下载。"
-                "请在仓库里运行 git lfs install && git lfs pull，或从别处复制完整的文件")
-    if head.startswith(b"\x89HDF\r\n\x1a\n"):
-        return ("它是 HDF5 文件，多半是导出的 NIR 模型（python -m snn_tutorial.export --format nir 的输出），不是检查点。"
-                "NIR 文件请用 snn_tutorial.export.load_nir 读取；评估、导出需要的是训练保存的 .pt 检查点")
-    if _looks_like_onnx(head) or (name.lower().endswith(".onnx") and not head.startswith((b"PK", b"\x80"))):
-        return ("它是 ONNX 模型（python -m snn_tutorial.export --format onnx 的输出），不是检查点。"
-                "ONNX 文件请用 onnxruntime（或 snn_tutorial.export.onnx_session）运行；评估、导出需要的是训练保存的 .pt 检查点")
-    if head.startswith(b"\x1f\x8b"):
-        return "它是 gzip 压缩文件：请先解压（gunzip），再把解压出的 .pt 文件交给本程序"
-    if head.startswith(b"\x93NUMPY"):
-        return "它是 NumPy 的 .npy 数组文件，不是检查点"
-    if head.startswith(b"PK\x03\x04"):
-        try:
-            with zipfile.ZipFile(path) as z:
-                names = z.namelist()
-        except (zipfile.BadZipFile, OSError, ValueError):
-            return None   # 截断的检查点也是这样：交给 torch.load 报“已损坏/不完整”
-        if names and not any(n.endswith("data.pkl") for n in names):
-            if all(n.endswith(".npy") for n in names):
-                return "它是 NumPy 的 .npz 文件，不是检查点"
-            return f"它是一个 zip 压缩包（里面有 {', '.join(names[:3])}{' 等' if len(names) > 3 else ''}），不是 PyTorch 检查点"
-        return None
-    if head.startswith(b"\x80"):
-        return None   # pickle：可能是旧格式的 torch.save，交给 torch.load（weights_only 不会执行其中的代码）
-    if head.lstrip()[:1] in (b"{", b"["):
-        return "它是文本文件（看起来是 JSON），不是检查点"
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    if text is not None and all(ch.isprintable() or ch in "\r\n\t" for ch in text):
-        return f"它是文本文件（开头是 {text.splitlines()[0][:40]!r}），不是检查点"
-    return f"它的格式无法识别（开头的字节是 {head[:8].hex(' ')}），不是 PyTorch 检查点（应以 zip 的 50 4b 03 04 开头）"
 
 
 def run_inputs(ckpt: dict) -> dict:
@@ -263,6 +215,13 @@ def load_checkpoint(path: str | os.PathLike | None = None, device: str | torch.d
     foreign = foreign_format(path, head)
     if foreign is not None:
         raise CheckpointError(f"{path} 不是检查点：{foreign}。")
+    ckpt = _read(path, head)
+    _check_contents(path, ckpt)
+    return _build(path, ckpt).to(device).eval(), ckpt
+
+
+def _read(path: Path, head: bytes) -> dict:
+    """torch.load(weights_only=True)，把各种读不出来的情形换成中文的 CheckpointError。"""
     try:
         with warnings.catch_warnings():   # PyTorch 的英文警告（pickle 协议、稀疏张量……）不应抢在中文说明之前
             warnings.simplefilter("ignore")
@@ -290,6 +249,11 @@ def load_checkpoint(path: str | os.PathLike | None = None, device: str | torch.d
             f"无法读取检查点 {path}：它不是有效的 PyTorch 检查点，或已损坏/不完整（{_first_line(err)}）。"
             f"请重新训练，或重新下载/复制这个文件。"
         ) from err
+    return ckpt
+
+
+def _check_contents(path: Path, ckpt) -> None:
+    """格式标记、必需的键、参数里没有 NaN/无穷大。"""
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         hint = "它看起来是一个裸的 state_dict，缺少模型配置；" if isinstance(ckpt, dict) and ckpt and all(
             isinstance(v, torch.Tensor) for v in ckpt.values()) else ""
@@ -309,6 +273,10 @@ def load_checkpoint(path: str | os.PathLike | None = None, device: str | torch.d
             f"检查点 {path} 的参数里有 NaN 或无穷大（{len(bad)} 个张量，例如 {', '.join(bad[:3])}）：它是训练发散时存下的，或已损坏。"
             f"用它评估或导出只会得到无意义的结果；请减小学习率重新训练，或换一个检查点。"
         )
+
+
+def _build(path: Path, ckpt: dict) -> torch.nn.Module:
+    """按配置重建模型并严格装入参数。"""
     try:
         model = build_model(ckpt["model"], **ckpt["config"])
     except (TypeError, ValueError) as err:
@@ -324,7 +292,7 @@ def load_checkpoint(path: str | os.PathLike | None = None, device: str | torch.d
             f"检查点 {path} 的参数与模型结构对不上（模型 {ckpt['model']}，配置 {_short(ckpt['config'])}）：\n{detail}\n"
             f"请确认检查点与代码版本一致，或重新训练。"
         ) from err
-    return model.to(device).eval(), ckpt
+    return model
 
 
 def _short(value, limit: int = 300) -> str:

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from . import cli, distributed, quick, runtime
-from .checkpoint import foreign_format, run_inputs, save_checkpoint
+from .checkpoint import run_inputs, save_checkpoint
+from .file_formats import foreign_format
 from .errors import TutorialError
 
 KNOWN_FAILURES = (OSError, MemoryError, TutorialError)   # 训练中途可能出现、不是程序错误的异常：只给中文说明，不打印调用栈
