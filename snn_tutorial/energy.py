@@ -35,3 +35,28 @@ def per_image(model_or_report, x: torch.Tensor, config=None) -> dict[str, float]
 def labelled(row: dict[str, float], keys=tuple(LABELS)) -> dict[str, float]:
     """只留 keys 里的项（按这个顺序），键换成表格用的中文列名，例如 "compute_nJ" → "计算能耗 (nJ)"。"""
     return {LABELS[k]: row[k] for k in keys}
+
+
+def bias_additions(model: torch.nn.Module, x: torch.Tensor) -> float:
+    """每张图的偏置加法次数：op_counter 不数卷积层、全连接层的偏置（每个输出每算一次就是一次加法）。
+
+    在 x 上跑一遍前向来数（之后重置神经元状态）。BN 折叠进卷积后，原来 BN 的减均值、加 β 都变成了这种偏置加法。
+    """
+    counts = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: counts.append(out.numel()))
+             for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and m.bias is not None]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+        functional.reset_net(model)
+    return sum(counts) / len(x)
+
+
+def with_bias_additions(row: dict[str, float], bias_adds: float, config=None) -> dict[str, float]:
+    """把偏置加法补进 per_image 的一行：AC 加上 bias_adds，计算能耗与总能耗按每次 AC 的单位能耗加上去。"""
+    e_ac = (config or op_counter.SimpleEnergyCostConfig()).e_ac_pj
+    extra_nJ = e_ac * bias_adds / 1e3
+    return {**row, "AC": row["AC"] + bias_adds, "compute_nJ": row["compute_nJ"] + extra_nJ, "total_nJ": row["total_nJ"] + extra_nJ}

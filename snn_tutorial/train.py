@@ -32,8 +32,6 @@ from .recipes import AUGMENT, MAX_ROTATE, MAX_SCALE, MAX_SHIFT, RECIPES, Recipe,
 from .train_save import checkpoint_bytes, default_file_name, existing_out_problem, save, save_interrupted, stop_after_error
 from .training import History, evaluate
 
-# 旧的导入位置（笔记本 03/04 与旧测试用 train.DEFAULTS）：配方的正式位置是 recipes.RECIPES
-DEFAULTS = {name: recipe.as_dict() for name, recipe in RECIPES.items()}
 
 # 只对某些模型有意义的参数：(参数的属性名, 命令行写法, 适用的模型, 用在别的模型上时的说明)。解析后按这张表统一检查。
 FLAG_RULES = (

@@ -20,7 +20,7 @@ def test_recipes_are_frozen_and_validated():
     with pytest.raises(ValueError, match="max_shift"):
         RECIPES["csnn"].replace(max_shift=99)
     assert FAST.epochs == 2 and FAST.max_shift == 0 and FAST.lr == RECIPES["csnn"].lr
-    assert train.DEFAULTS["csnn"] == {"epochs": 30, "lr": 2e-3, "batch_size": 128, "schedule": "cosine", "max_shift": 2}
+    assert RECIPES["csnn"].as_dict() == {"epochs": 30, "lr": 2e-3, "batch_size": 128, "schedule": "cosine", "max_shift": 2}
 
 
 def test_train_batches_carry_the_whole_recipe():
