@@ -9,7 +9,7 @@ def check(answer, expected, *, tol: float | None = None, hint: str = "") -> bool
     tol 给出时按数值容差比较（相对或绝对误差不超过 tol 均算对），否则要求相等。
     """
     if answer is None:
-        print("还没有作答：把 answer = None 改成你的答案，再运行本单元格。")
+        print("还没有作答：把这一题的答案填进上面的 answer（换掉 None），再运行本单元格。")
         return None
     if tol is not None:
         ok = math.isclose(float(answer), float(expected), rel_tol=tol, abs_tol=tol)
