@@ -87,7 +87,7 @@ def run_snntorch(net: nn.Module, x: torch.Tensor, T: int, batch_size: int = 256)
         for m in _snntorch_neurons(net):
             m.reset_mem()
         xb = x[i:i + batch_size]
-        outs.append(torch.stack([_first(net(xb)) for _ in range(T)]))
+        outs.append(torch.stack([first_output(net(xb)) for _ in range(T)]))
     return torch.cat(outs, dim=1)
 
 
@@ -104,7 +104,7 @@ def run_norse(net: nn.Module, x: torch.Tensor, T: int, batch_size: int = 256) ->
     return torch.cat(outs, dim=1)
 
 
-def _first(out):
+def first_output(out):
     """snnTorch 导入的 GraphModule 返回 (输出, 状态字典)；只要输出。"""
     return out[0] if isinstance(out, tuple) else out
 
