@@ -22,6 +22,7 @@ import torch.nn as nn
 from spikingjelly.activation_based import functional, layer, neuron
 
 from .errors import TutorialError
+from .validate import is_int
 
 # snnTorch 1.0.0 与 Norse 1.1.0 的导入都认识的原语（另有 Input、Output）
 PORTABLE_TYPES = ("Input", "Output", "Conv2d", "Affine", "Linear", "Flatten", "LIF")
@@ -90,14 +91,15 @@ def quantize_core(core: nn.Sequential, bits: int) -> tuple[nn.Sequential, dict[s
     紧随其后的 LIF 的阈值除以同一个刻度 s 再取整（只有池化隔在中间时也一样：池化是线性的）。返回 (副本, {层名: s})。
 
     LIF 的硬重置到 0、v_leak = 0 时，把一个神经元的全部输入与阈值同乘 1/s，脉冲不变；所以误差只来自取整。
-    阈值也取整：芯片上的阈值同样是整数寄存器。
+    阈值也取整（至少为 1）：芯片上的阈值同样是整数寄存器。
     """
-    if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= 16:
+    if not is_int(bits) or not 2 <= bits <= 16:
         raise ValueError(f"bits 须为 2 … 16 的整数，收到 {bits!r}")
     q = copy.deepcopy(core).eval()
     scales, scale = {}, None
     for name, m in q.named_children():
         if isinstance(m, (layer.Conv2d, layer.Linear)):
+            bits = int(bits)
             scale = scales[name] = symmetric_scale(m.weight.data, bits)
             top = 2 ** (bits - 1) - 1
             m.weight.data = torch.clamp(torch.round(m.weight.data / scale), -top, top)
@@ -106,7 +108,7 @@ def quantize_core(core: nn.Sequential, bits: int) -> tuple[nn.Sequential, dict[s
         elif isinstance(m, neuron.BaseNode):
             if scale is None:
                 raise PortableError(f"{name} 前面没有卷积或全连接层，无法确定阈值的刻度")
-            m.v_threshold = float(round(m.v_threshold / scale))
+            m.v_threshold = float(max(1, round(m.v_threshold / scale)))
             scale = None
     functional.reset_net(q)
     return q, scales

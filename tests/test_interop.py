@@ -105,9 +105,21 @@ def test_quantized_core_has_integer_weights_and_scaled_thresholds(bits, shipped)
 
 def test_quantize_core_checks_bits():
     model, _ = load_checkpoint(ex.DEPLOYABLE)
-    for bad in (1, 17, 8.0, True):
+    core = ex.spiking_core(model)
+    for bad in (1, 17, 8.0, True, "8"):
         with pytest.raises(ValueError, match="bits 须为"):
-            npo.quantize_core(ex.spiking_core(model), bad)
+            npo.quantize_core(core, bad)
+    q, _ = npo.quantize_core(core, np.int64(3))                          # NumPy 的整数也是整数（家规）
+    assert q.conv1.weight.abs().max() == 3
+
+
+def test_quantized_threshold_never_rounds_to_zero():
+    model, _ = load_checkpoint(ex.DEPLOYABLE)
+    core = ex.spiking_core(model)
+    with torch.no_grad():
+        core.fc2.weight.mul_(1000)                                       # 刻度 s > 2：1/s 取整会是 0
+    q, scales = npo.quantize_core(core, 8)
+    assert scales["fc2"] > 2 and q.lif4.v_threshold == 1.0
 
 
 # ---------------------------------------------------------------- 在 snnTorch 与 Norse 里运行
