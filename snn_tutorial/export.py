@@ -1,19 +1,18 @@
 """部署：折叠 BN，导出为 NIR 或 ONNX，并与 PyTorch 逐一核对（笔记本 07 与命令行共用）。
 
-命令行：python -m snn_tutorial.export --checkpoint snn_tutorial/assets/csnn_deploy_mnist.pt --format nir --out checkpoints/
+命令行：python -m snn_tutorial.export --checkpoint snn_tutorial/assets/csnn_deploy_mnist.pt --format nir [--portable] --out checkpoints/
 
 - fold_bn：把每个 BN 折叠进它前面的卷积/全连接层（推理时 BN 是固定的逐通道仿射变换），返回副本；
 - nir_problems：列出模型里 NIR 无法表示的部分（最大池化、软重置……），空列表表示可以导出；
 - spiking_core：折叠后的 CSNN 去掉投票层，得到“输入 [T, N, 1, 28, 28] → 输出层脉冲 [T, N, 10·vote]”的多步网络，
   这就是导出到 NIR 的部分（投票与对时间求平均是读出，留在图外）；
 - readout：把输出层脉冲变成各类别的发放率，与 CSNN.forward 的算法逐位相同；
-- export_nir / load_nir / run_nir，export_onnx / onnx_session / run_onnx：导出、读回、运行。
+- export_nir / load_nir / run_nir，export_onnx / onnx_session / run_onnx：导出、读回、运行（portable=True：可移植形式，笔记本 09）。
 
 导出先写到同一目录下的临时文件，在随包样本上核对通过后才改名为 --out；核对不通过时删掉临时文件，--out 保持原样。
 --out 必须带格式的扩展名（.nir 或 .onnx），不能是输入的检查点本身（无论怎么写路径），也不能是设备、管道之类的特殊文件；
 导出前先确认磁盘空间够。被强行结束的导出留下的临时文件，下一次导出到同一目录时清掉。
-退出码见 snn_tutorial.cli：0 成功；1 导出完成但核对没有通过、或写文件时出错（什么也没写入 --out）；2 输入有误；
-129 SIGHUP；130 Ctrl+C；143 SIGTERM。
+退出码见 snn_tutorial.cli：0 成功；1 导出完成但核对没有通过、或写文件时出错（什么也没写入 --out）；2 输入有误；129 SIGHUP；130 Ctrl+C；143 SIGTERM。
 """
 
 from __future__ import annotations
@@ -158,8 +157,7 @@ def run_core(core: nn.Module, x: torch.Tensor, T: int) -> torch.Tensor:
 # ---------------------------------------------------------------- NIR
 @contextlib.contextmanager
 def _quiet():
-    """导出时 PyTorch、onnxscript 与 nirtorch 会发出警告、打印日志；笔记本与命令行只显示我们自己的说明。
-    （SpikingJelly 自己的 loguru 日志默认就是关闭的，这里不去动它。）"""
+    """导出时 PyTorch、onnxscript 与 nirtorch 会发出警告、打印日志，这里都收起来（SpikingJelly 的 loguru 日志默认关闭，不去动它）。"""
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
         previous = logging.root.manager.disable
@@ -170,17 +168,17 @@ def _quiet():
             logging.disable(previous)
 
 
-def export_nir(model: nn.Module, path: str | os.PathLike | None = None, batch: int = 1):
-    """CSNN（可部署变体）→ NIR 图（nir.NIRGraph）；path 不为 None 时同时写成 HDF5 文件。BN 先被折叠。"""
+def export_nir(model: nn.Module, path: str | os.PathLike | None = None, batch: int = 1, portable: bool = False):
+    """CSNN（可部署变体）→ NIR 图；path 不为 None 时同时写成 HDF5 文件。BN 先被折叠。portable=True：nir_portable.portable_graph 的形式。"""
+    import nir
     from spikingjelly.activation_based.nir_exchange import export_to_nir
+    from .nir_portable import portable_graph
 
     core = spiking_core(model)
-    example = torch.zeros(model.T, batch, 1, 28, 28)
     with _quiet():
-        graph = export_to_nir(core, example, save_path=None, dt=DT)
+        graph = export_to_nir(core, torch.zeros(model.T, batch, 1, 28, 28), save_path=None, dt=DT)
+        graph = portable_graph(graph) if portable else graph
         if path is not None:
-            import nir
-
             nir.write(str(path), graph)
     functional.reset_net(core)
     return graph
@@ -190,8 +188,7 @@ def load_nir(graph_or_path, device: str | torch.device = "cpu") -> nn.Module:
     """NIR 图或文件 → SpikingJelly 的多步模型（torch.fx.GraphModule）；它的前向返回 (输出, 状态)。"""
     from spikingjelly.activation_based.nir_exchange import import_from_nir
 
-    if isinstance(graph_or_path, os.PathLike):
-        graph_or_path = str(graph_or_path)
+    graph_or_path = str(graph_or_path) if isinstance(graph_or_path, os.PathLike) else graph_or_path
     with _quiet():
         gm = import_from_nir(graph_or_path, dt=DT, device=str(torch.device(device)), step_mode="m")
     return gm.eval()
@@ -295,6 +292,8 @@ def build_parser() -> cli.ArgumentParser:
     )
     p.add_argument("--format", choices=sorted(FORMATS), required=True,
                    help="nir：神经形态交换格式（需要平均池化、硬重置，BN 自动折叠）；onnx：通用推理格式（用 onnxruntime 核对）")
+    p.add_argument("--portable", action="store_true",
+                   help="只用于 --format nir：写成 snnTorch、Norse 也能读入的可移植形式（平均池化写成卷积，阈值按 NIR 的“严格大于”写）")
     p.add_argument("--verify-images", type=cli.int_range(1, 200, hint="；核对用随包样本的 200 张测试图"), default=200,
                    help="用随包样本的前 N 张测试图核对，1 … 200（默认 200）")
     return p
@@ -311,6 +310,9 @@ def main(argv=None) -> Check:
     runtime.set_cpu_threads(args.threads)
     path = Path(args.checkpoint).expanduser() if args.checkpoint is not None else DEPLOYABLE
     suffix = FORMATS[args.format]
+    if args.portable and args.format != "nir":
+        cli.fail(f"--portable 只用于 --format nir（可移植的是 NIR 图里的原语；{args.format.upper()} 没有这一说）。"
+                 f"去掉 --portable，或改用 --format nir；还没有导出任何东西。")
     out = cli.resolve_out(args.out if args.out is not None else "checkpoints/", path.stem + suffix)
     if out.suffix.lower() != suffix:   # 在读检查点之前：--out 写错（例如写成了检查点的名字）时什么也不做
         cli.fail(f"--out {out} 没有 {suffix} 扩展名：{args.format.upper()} 文件应以 {suffix} 结尾"
@@ -329,7 +331,7 @@ def main(argv=None) -> Check:
     remove_stale_temp_files(out.parent)   # 以前被强行结束的导出（SIGKILL、h5py 崩溃）留下的临时文件
     try:
         with atomic_path(out) as tmp:   # 核对通过才改名为 out；不通过（cli.fail）或出错时删掉临时文件
-            (export_nir if args.format == "nir" else export_onnx)(model, tmp)
+            export_nir(model, tmp, portable=args.portable) if args.format == "nir" else export_onnx(model, tmp)
             result = verify(model, args.format, tmp, x)
             if not result.ok:
                 cli.fail(f"导出的 {args.format.upper()} 模型与 PyTorch 不一致：{result.images} 张样本图中只有 {result.same_predictions} 张预测相同"
@@ -339,7 +341,7 @@ def main(argv=None) -> Check:
         cli.fail(f"导出时无法写文件（{runtime.describe_os_error(err)}）；临时文件已删除，{kept}。请换一个可写、有空间的位置再导出。",
                  cli.EXIT_FAILED)
     source = args.checkpoint or f"随包附带的 {DEPLOYABLE.name}"
-    print(f"已导出 {args.format.upper()}：{out}（{out.stat().st_size / 1e6:.1f} MB；来自 {source}，模型 {ckpt['model']} {ckpt['config']}）")
+    print(f"已导出 {args.format.upper()}{'（可移植形式）' * args.portable}：{out}（{out.stat().st_size / 1e6:.1f} MB；来自 {source}，模型 {ckpt['model']} {ckpt['config']}）")
     print(f"核对：随包样本的 {result.images} 张测试图上，预测与 PyTorch 全部相同；{result.what}的最大差 {result.max_diff:.3g}")
     return result
 

@@ -28,7 +28,8 @@ def test_environment_yml_matches_pyproject():
     assert "python" in conda and "pip" in conda
     in_env = (conda | pip) - NOT_PACKAGES
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    wanted = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    extras = project["optional-dependencies"]
+    wanted = [*project["dependencies"], *extras["dev"], *extras["interop"]]
     in_pyproject = {CONDA_NAMES.get(_name(d), _name(d)) for d in wanted}
     assert in_pyproject - in_env == set(), "pyproject.toml 里有、environment.yml 里没有"
     assert in_env - in_pyproject == set(), "environment.yml 里有、pyproject.toml 里没有"
@@ -72,3 +73,15 @@ def test_cjk_font_package_is_a_core_dependency():
               for d in e["pip"] if _name(d) == PIP_FONT_PACKAGE]
     assert len(in_pyproject) == 1, f"pyproject.toml 的 dependencies 里应当有 {PIP_FONT_PACKAGE}"
     assert in_env == in_pyproject, f"environment.yml 的 pip 部分应当有同样的 {in_pyproject}"
+
+
+def test_interop_extra_is_pinned_the_same_in_both_files():
+    """snnTorch 与 Norse 的版本在 pyproject.toml 的 interop 附加依赖与 environment.yml 里相同（都固定版本），CI 安装它们。"""
+    from snn_tutorial.interop import VERSIONS
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extra = sorted(d.replace(" ", "") for d in project["optional-dependencies"]["interop"])
+    env = yaml.safe_load((ROOT / "environment.yml").read_text(encoding="utf-8"))
+    in_env = sorted(d.replace(" ", "") for e in env["dependencies"] if isinstance(e, dict) for d in e["pip"] if _name(d) in VERSIONS)
+    assert extra == in_env == sorted(f"{name}=={version}" for name, version in VERSIONS.items())
+    assert '-e ".[dev,interop]"' in (ROOT / ".ci" / "run").read_text(encoding="utf-8")

@@ -164,6 +164,11 @@ CASES = [
          exists=["out/t.onnx"]),
     Case("onnx-maxpool-ok", ["--checkpoint", "{tmp}/t.pt", "--format", "onnx", "--out", "{tmp}/m.onnx", "--verify-images", "20"], 0,
          ["已导出 ONNX"], setup=lambda t, mp: _tiny_checkpoint(t, "max"), exists=["m.onnx"]),
+    Case("nir-portable-ok", ["--checkpoint", "{tmp}/t.pt", "--format", "nir", "--portable", "--out", "{tmp}/p.nir", "--verify-images", "20"], 0,
+         ["已导出 NIR（可移植形式）：{tmp}/p.nir", "20 张测试图上，预测与 PyTorch 全部相同"], setup=lambda t, mp: _tiny_checkpoint(t),
+         exists=["p.nir"], only=["p.nir", "t.pt"]),
+    Case("portable-needs-nir", ["--checkpoint", "{tmp}/t.pt", "--format", "onnx", "--portable", "--out", "{tmp}/m.onnx"], 2,
+         ["--portable 只用于 --format nir", "还没有导出任何东西"], setup=lambda t, mp: _tiny_checkpoint(t), only=["t.pt"]),
     Case("format-missing", ["--checkpoint", "{tmp}/t.pt"], 2, ["缺少必需的参数：--format"]),
     Case("format-unknown", ["--format", "tflite"], 2, ["--format", "'tflite' 无效", "nir, onnx"]),
     Case("checkpoint-missing", ["--checkpoint", "{tmp}/none.pt", "--format", "nir"], 2, ["检查点文件不存在", "{tmp}/none.pt"]),
@@ -214,6 +219,16 @@ def test_export_cli(case, tmp_path, monkeypatch, capsys):
         assert (tmp_path / name).is_file()
     if case.only is not None:   # 没有留下临时文件，也没有半个输出文件
         assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == sorted(case.only)
+
+
+def test_cli_portable_file_has_no_average_pooling(tmp_path, capsys):
+    import nir
+
+    _tiny_checkpoint(tmp_path)
+    ex.main(["--checkpoint", str(tmp_path / "t.pt"), "--format", "nir", "--portable", "--out", str(tmp_path / "p.nir"),
+             "--verify-images", "5", "--threads", "1"])
+    kinds = [type(n).__name__ for n in nir.read(str(tmp_path / "p.nir")).nodes.values()]
+    assert "AvgPool2d" not in kinds and kinds.count("Conv2d") == 4
 
 
 # ---------------------------------------------------------------- 训练命令行的 --deployable
