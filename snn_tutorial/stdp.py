@@ -1,0 +1,306 @@
+"""STDP（脉冲时间依赖可塑性，spike-timing-dependent plasticity）：不用反向传播、不用标签的学习。
+
+两部分：
+1. 成对 STDP（pair-based）的迹（trace）写法，从零实现。约定与 SpikingJelly 2.0 的 learning.STDPLearner 相同：
+   迹每步乘 1 − 1/τ 再加上本步的脉冲，权重增量用加上本步脉冲之后的迹计算（tests/test_stdp.py 逐位核对）。
+2. Diehl & Cook (2015) 式的 MNIST 网络：泊松输入 → 兴奋层（侧抑制、自适应阈值、每个神经元的输入权重归一化、
+   权重上下界），不用标签训练；训练之后才用训练集图像的标签给每个神经元指定类别，再评估。
+
+与原文的差别（为了在 CPU 上够快）：时间步 1 ms（原文 0.5 ms）；电流型突触，一个输入脉冲让膜电位升高 w mV
+（原文是电导型）；侧抑制直接从每个兴奋神经元接到其余兴奋神经元（原文经过一层一对一的抑制性神经元）；
+两张图之间不模拟 150 ms 的静息，而是把膜电位与迹清零；一批的几张图用同一份权重，整批结束后才改权重、
+做归一化（原文每个时间步都改权重，每张图之前归一化）。
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, fields, replace
+
+import torch
+
+from .runtime import SEED_MAX
+
+N_INPUTS = 28 * 28
+N_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class STDPConfig:
+    """网络与学习规则的全部参数。时间以时间步计，1 步 = 1 ms；电压单位 mV；发放率单位 Hz。"""
+
+    n_neurons: int = 100          # 兴奋神经元个数
+    steps: int = 250              # 每张图呈现多少步
+    rest_steps: int = 150         # 两张图之间的静息：只用来算自适应阈值的衰减（膜电位与迹直接清零）
+    max_rate: float = 63.75       # 像素值 255 对应的泊松发放率（原文：像素值 / 4 Hz）
+    rate_boost: float = 32.0      # 兴奋层的脉冲少于 min_spikes 个时，发放率上限加这么多，重新呈现这张图
+    min_spikes: int = 5
+    max_retries: int = 5          # 最多重新呈现几次
+    tau_pre: float = 20.0         # 突触前迹的时间常数
+    tau_post: float = 20.0        # 突触后迹的时间常数
+    eta_pre: float = 1e-4         # 突触前脉冲到来时：按突触后迹减弱（LTD）
+    eta_post: float = 1e-2        # 突触后脉冲发放时：按突触前迹增强（LTP）
+    w_max: float = 1.0            # 权重上界（下界是 0）
+    w_init: float = 0.3           # 初始权重在 [0, w_init) 上均匀分布
+    w_sum: float = 78.4           # 归一化：每个兴奋神经元的输入权重之和
+    normalize: bool = True
+    inhibition: float = 17.5      # 侧抑制：一个兴奋神经元发放后，其余兴奋神经元的膜电位下一步降低多少
+    theta_plus: float = 0.05      # 自适应阈值：每发放一次，该神经元的阈值升高多少
+    tau_theta: float = 1e7        # 自适应阈值的衰减时间常数
+    tau_mem: float = 100.0        # 膜时间常数
+    v_rest: float = -65.0
+    v_reset: float = -60.0
+    v_thresh: float = -52.0
+    refractory: int = 5           # 不应期（步）
+    batch_size: int = 16          # 同时呈现几张图（共用一份权重）
+    seed: int = 0
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "normalize":
+                if not isinstance(value, bool):
+                    raise ValueError(f"normalize 应为 True 或 False，收到 {value!r}")
+                continue
+            if f.type in (int, "int") and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"{f.name} 应为整数，收到 {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{f.name} 应为有限的数，收到 {value!r}")
+        low = {"n_neurons": 1, "steps": 1, "batch_size": 1, "tau_pre": 1, "tau_post": 1, "tau_mem": 1, "tau_theta": 1}
+        for name, minimum in low.items():  # 时间常数 ≥ 1 步：衰减因子 1 − 1/τ 才不为负（与 SpikingJelly 相同）
+            if getattr(self, name) < minimum:
+                raise ValueError(f"{name} 应 ≥ {minimum}，收到 {getattr(self, name)!r}")
+        for name in ("rest_steps", "rate_boost", "min_spikes", "max_retries", "eta_pre", "eta_post", "inhibition",
+                     "theta_plus", "refractory", "max_rate", "w_init"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} 不能为负，收到 {getattr(self, name)!r}")
+        if not 0 < self.max_rate <= 1000:
+            raise ValueError(f"max_rate 应在 (0, 1000] Hz 之内（每步至多一个脉冲），收到 {self.max_rate!r}")
+        if self.w_max <= 0 or self.w_init > self.w_max:
+            raise ValueError(f"权重上界 w_max 应为正数且不小于 w_init，收到 w_max={self.w_max!r}、w_init={self.w_init!r}")
+        if not 0 < self.w_sum <= N_INPUTS * self.w_max:
+            raise ValueError(f"w_sum 应在 0 到 {N_INPUTS} × w_max = {N_INPUTS * self.w_max:g} 之间，收到 {self.w_sum!r}")
+        if not self.v_reset < self.v_thresh or not self.v_rest < self.v_thresh:
+            raise ValueError(f"静息电位与重置电位都应低于阈值 v_thresh={self.v_thresh!r}")
+        if not 0 <= self.seed <= SEED_MAX:
+            raise ValueError(f"seed 应为 0 到 {SEED_MAX} 之间的整数，收到 {self.seed!r}")
+
+    def replace(self, **changes) -> "STDPConfig":
+        return replace(self, **changes)
+
+
+def _check_tau(**taus) -> None:
+    for name, tau in taus.items():
+        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau < 1:
+            raise ValueError(f"{name} 应为 ≥ 1 的有限数（单位：时间步），收到 {tau!r}")
+
+
+def _check_images(images) -> None:
+    ok = isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and len(images) > 0
+    if not ok or tuple(images.shape[1:]) not in ((1, 28, 28), (28, 28), (N_INPUTS,)):
+        what = f"{images.dtype}、形状 {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images 应为至少一张图的 uint8 张量，形状 [M, 1, 28, 28] 或 [M, 784]"
+                         f"（data.load_raw 读出的原始像素），收到 {what}")
+
+
+# ---------------------------------------------------------------- 成对 STDP 的迹写法
+
+def trace_step(trace: torch.Tensor, spikes: torch.Tensor, tau: float) -> torch.Tensor:
+    """迹的一步：衰减 1/τ，再加上本步的脉冲（与 SpikingJelly 的写法逐位相同）。"""
+    return trace - trace / tau + spikes
+
+
+def stdp_step(pre, post, traces, *, tau_pre, tau_post, eta_pre=1.0, eta_post=1.0):
+    """一个时间步的权重增量（逐步写法，用来与 STDPLearner 逐位核对）。
+
+    pre [B, I]、post [B, O] 是本步的脉冲；traces = (突触前迹 [B, I], 突触后迹 [B, O])。
+    Δw[o, i] = η_post · Σ_b post[b, o]·迹_pre[b, i] − η_pre · Σ_b 迹_post[b, o]·pre[b, i]（对批求和，不取平均）。
+    返回 (Δw [O, I], 新的迹)。
+    """
+    _check_tau(tau_pre=tau_pre, tau_post=tau_post)
+    trace_pre = trace_step(traces[0], pre, tau_pre)
+    trace_post = trace_step(traces[1], post, tau_post)
+    depress = -eta_pre * (trace_post.T @ pre)
+    potentiate = eta_post * (post.T @ trace_pre)
+    return depress + potentiate, (trace_pre, trace_post)
+
+
+def traces(spikes: torch.Tensor, tau: float) -> torch.Tensor:
+    """整段脉冲 [T, ...] 的迹 [T, ...]（从 0 开始）。"""
+    out, trace = torch.empty_like(spikes), torch.zeros_like(spikes[0])
+    for t in range(spikes.shape[0]):
+        trace = trace_step(trace, spikes[t], tau)
+        out[t] = trace
+    return out
+
+
+def stdp_delta(pre, post, *, tau_pre, tau_post, eta_pre=1.0, eta_post=1.0) -> torch.Tensor:
+    """整段脉冲 pre [T, B, I]、post [T, B, O] 的权重增量之和 [O, I]：对时间与批一起做两次矩阵乘法。
+
+    与逐步调用 stdp_step 再相加在数学上相同，只是求和的次序不同（浮点误差在 1e-6 量级以内）。
+    """
+    _check_tau(tau_pre=tau_pre, tau_post=tau_post)
+    n_in, n_out = pre.shape[-1], post.shape[-1]
+    pre2, post2 = pre.reshape(-1, n_in), post.reshape(-1, n_out)
+    depress = traces(post, tau_post).reshape(-1, n_out).T @ pre2
+    potentiate = post2.T @ traces(pre, tau_pre).reshape(-1, n_in)
+    return eta_post * potentiate - eta_pre * depress
+
+
+def stdp_window(delta_t: torch.Tensor, *, tau_pre, tau_post, eta_pre=1.0, eta_post=1.0) -> torch.Tensor:
+    """一对脉冲（Δt = t_post − t_pre，单位：步）的理论权重变化。
+
+    离散的迹每步乘 a = 1 − 1/τ，相当于时间常数 τ' = −1/ln(1 − 1/τ) 的指数衰减：
+    Δt > 0：η_post·exp(−Δt/τ'_pre)；Δt < 0：−η_pre·exp(Δt/τ'_post)；Δt = 0：两项都有（同一步里先更新迹）。
+    """
+    _check_tau(tau_pre=tau_pre, tau_post=tau_post)
+    dt = delta_t.double()
+    tau_p, tau_m = -1 / math.log(1 - 1 / tau_pre), -1 / math.log(1 - 1 / tau_post)
+    ltp = torch.where(dt >= 0, eta_post * torch.exp(-dt.clamp(min=0) / tau_p), 0.0)
+    ltd = torch.where(dt <= 0, eta_pre * torch.exp(dt.clamp(max=0) / tau_m), 0.0)
+    return ltp - ltd
+
+
+def project_weights(w: torch.Tensor, w_sum: float, w_max: float) -> torch.Tensor:
+    """每行（一个神经元的输入权重）乘同一个系数 c，超过 w_max 的截到 w_max，使行和恰为 w_sum。
+
+    先乘再截断会让行和变小，所以解 Σ min(c·w, w_max) = w_sum：按从大到小排序，依次假设前 k 个被截断。
+    全为 0 的行改为均匀分布；非零权重太少、全部截到 w_max 也凑不够 w_sum 时，只能全部截到 w_max。
+    """
+    w = w.clamp(min=0)
+    zero = w.sum(1) == 0
+    w = torch.where(zero[:, None], torch.full_like(w, w_sum / w.shape[1]), w)
+    ws = w.sort(dim=1, descending=True).values
+    top = torch.cat([torch.zeros_like(ws[:, :1]), ws.cumsum(1)[:, :-1]], 1)   # 前 k 个之和，k = 0 … I−1
+    rest = w.sum(1, keepdim=True) - top
+    k = torch.arange(w.shape[1], dtype=w.dtype)
+    c = (w_sum - k * w_max) / rest.clamp(min=1e-30)
+    ok = (c * ws <= w_max) & (rest > 0) & (ws > 0)
+    first = torch.where(ok.any(1), ok.int().argmax(1), w.shape[1] - 1)
+    scale = torch.where(ok.any(1), c.gather(1, first[:, None]).squeeze(1), torch.full_like(w[:, 0], math.inf))
+    return (w * scale[:, None]).clamp(max=w_max)
+
+
+# ---------------------------------------------------------------- Diehl & Cook 式网络
+
+class DiehlCookNetwork:
+    """784 个泊松输入 → n_neurons 个兴奋神经元（LIF，侧抑制，自适应阈值）。只有输入权重会学习。"""
+
+    def __init__(self, config: STDPConfig | None = None):
+        if config is not None and not isinstance(config, STDPConfig):
+            raise ValueError(f"config 应为 STDPConfig，收到 {type(config).__name__}")
+        self.config = cfg = config or STDPConfig()
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        w = torch.rand(cfg.n_neurons, N_INPUTS, generator=self.generator) * cfg.w_init
+        self.weight = project_weights(w, cfg.w_sum, cfg.w_max) if cfg.normalize else w
+        self.theta = torch.zeros(cfg.n_neurons)   # 自适应阈值（在 v_thresh 之上再加多少 mV）
+        self.images_seen = 0
+
+    def state_dict(self) -> dict:
+        return {"weight": self.weight.clone(), "theta": self.theta.clone(), "images_seen": self.images_seen}
+
+    def load_state_dict(self, state: dict) -> None:
+        shape = (self.config.n_neurons, N_INPUTS)
+        if tuple(state["weight"].shape) != shape or tuple(state["theta"].shape) != shape[:1]:
+            raise ValueError(f"权重形状应为 {shape}、阈值形状应为 {shape[:1]}，收到 {tuple(state['weight'].shape)}、"
+                             f"{tuple(state['theta'].shape)}：它们不是这个配置（n_neurons={shape[0]}）训练出来的")
+        self.weight, self.theta = state["weight"].float().clone(), state["theta"].float().clone()
+        self.images_seen = int(state.get("images_seen", 0))
+
+    def run(self, rates: torch.Tensor, learn: bool, record: bool = False):
+        """呈现一批图：rates [B, 784]（Hz）。返回 (每个神经元的脉冲数 [B, N], 输入脉冲 [T, B, 784], 兴奋层脉冲 [T, B, N])。
+        learn=True 时阈值在呈现过程中随发放升高（每张图各自一份，呈现完再合并到 self.theta）。"""
+        cfg = self.config
+        batch, n = rates.shape[0], cfg.n_neurons
+        p = rates.clamp(0, 1000) / 1000.0   # 每步（1 ms）发放一个脉冲的概率
+        pre = (torch.rand(cfg.steps, batch, N_INPUTS, generator=self.generator) < p).float()
+        drive = (pre.reshape(-1, N_INPUTS) @ self.weight.T).reshape(cfg.steps, batch, n)
+        v = torch.full((batch, n), cfg.v_rest)
+        refractory = torch.zeros(batch, n)
+        threshold = (cfg.v_thresh + self.theta).expand(batch, n).clone()
+        spike = torch.zeros(batch, n)
+        post = torch.empty(cfg.steps, batch, n)
+        decay = 1.0 / cfg.tau_mem
+        for t in range(cfg.steps):
+            inhibit = cfg.inhibition * (spike.sum(1, keepdim=True) - spike)   # 上一步其余神经元的脉冲
+            v = v + (cfg.v_rest - v) * decay + (refractory <= 0) * (drive[t] - inhibit)
+            spike = (v > threshold).float()
+            v = torch.where(spike > 0, cfg.v_reset, v)
+            refractory = torch.where(spike > 0, float(cfg.refractory), refractory - 1)
+            if learn and cfg.theta_plus:
+                threshold = threshold + cfg.theta_plus * spike
+            post[t] = spike
+        return post.sum(0), pre, post
+
+    def present(self, images: torch.Tensor, learn: bool) -> torch.Tensor:
+        """呈现一批图（uint8 [B, 1, 28, 28] 或 [B, 784]），发放太少的图加大发放率重呈现。返回最后一次呈现的脉冲数 [B, N]。
+        learn=True 时按 STDP 改权重（所有呈现的增量相加）、更新自适应阈值、做归一化。"""
+        _check_images(images)
+        cfg = self.config
+        pixels = images.reshape(images.shape[0], -1).float() / 255.0
+        counts = torch.zeros(pixels.shape[0], cfg.n_neurons)
+        todo = torch.arange(pixels.shape[0])
+        delta, spikes, presentations = torch.zeros_like(self.weight), torch.zeros(cfg.n_neurons), 0
+        for attempt in range(cfg.max_retries + 1):
+            got, pre, post = self.run(pixels[todo] * (cfg.max_rate + attempt * cfg.rate_boost), learn)
+            counts[todo] = got
+            presentations += len(todo)
+            if learn:
+                delta += stdp_delta(pre, post, tau_pre=cfg.tau_pre, tau_post=cfg.tau_post,
+                                    eta_pre=cfg.eta_pre, eta_post=cfg.eta_post)
+                spikes += got.sum(0)
+            todo = todo[got.sum(1) < cfg.min_spikes]
+            if len(todo) == 0:
+                break
+        if learn:
+            keep = math.exp(-presentations * (cfg.steps + cfg.rest_steps) / cfg.tau_theta)
+            self.theta = self.theta * keep + cfg.theta_plus * spikes
+            w = (self.weight + delta).clamp(0, cfg.w_max)
+            self.weight = project_weights(w, cfg.w_sum, cfg.w_max) if cfg.normalize else w
+            self.images_seen += pixels.shape[0]
+        return counts
+
+    def fit(self, images: torch.Tensor, callback=None, every: int = 0) -> dict:
+        """无监督训练：按顺序把 images 呈现一遍（不用标签）。每呈现约 every 张图调用一次 callback(self)。
+        返回 {"images", "seconds", "images_per_s"}。"""
+        _check_images(images)
+        if callback is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+            raise ValueError(f"给了 callback 时 every 应为 ≥ 1 的整数，收到 {every!r}")
+        bs, start, next_call = self.config.batch_size, time.perf_counter(), every
+        for i in range(0, len(images), bs):
+            self.present(images[i:i + bs], learn=True)
+            if callback is not None and i + bs >= next_call:
+                callback(self)
+                next_call += every
+        seconds = time.perf_counter() - start
+        return {"images": len(images), "seconds": seconds, "images_per_s": len(images) / max(seconds, 1e-9)}
+
+    @torch.no_grad()
+    def responses(self, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """不学习，只数脉冲：每张图每个神经元的脉冲数 [M, N]。"""
+        _check_images(images)
+        return torch.cat([self.present(images[i:i + batch_size], learn=False)
+                          for i in range(0, len(images), batch_size)])
+
+
+def assign(counts: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """给每个神经元指定一个类别：它对哪一类图的平均脉冲数最多。从来不发放的神经元记为 −1（不参与投票）。
+    counts [M, N] 与 labels [M] 应来自训练集的图像（不要用测试集）。"""
+    rates = torch.stack([counts[labels == c].mean(0) if (labels == c).any() else torch.zeros(counts.shape[1])
+                         for c in range(N_CLASSES)])
+    return torch.where(rates.max(0).values > 0, rates.argmax(0), -1)
+
+
+def predict(counts: torch.Tensor, assignments: torch.Tensor) -> torch.Tensor:
+    """投票：每一类的得分是指定给这一类的神经元的平均脉冲数，取得分最高的类。"""
+    votes = torch.zeros(counts.shape[0], N_CLASSES)
+    for c in range(N_CLASSES):
+        members = assignments == c
+        if members.any():
+            votes[:, c] = counts[:, members].mean(1)
+    return votes.argmax(1)
+
+
+def accuracy(net: DiehlCookNetwork, images, labels, assignments) -> float:
+    return (predict(net.responses(images), assignments) == labels).float().mean().item()
