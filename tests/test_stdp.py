@@ -36,12 +36,13 @@ def spikingjelly_run(batch: int, steps: int = 30, seed: int = 0):
     return pre, post, torch.stack(deltas)
 
 
-def own_run(pre, post):
+def own_run(pre, post, tau_pre=TAU_PRE, tau_post=TAU_POST, eta_pre=ETA_PRE, eta_post=ETA_POST):
+    """逐步调用 stdp_step：每步的 Δw [T, O, I]。"""
     trace = (torch.zeros_like(pre[0]), torch.zeros_like(post[0]))
     deltas = []
     for t in range(pre.shape[0]):
-        dw, trace = stdp.stdp_step(pre[t], post[t], trace, tau_pre=TAU_PRE, tau_post=TAU_POST,
-                                   eta_pre=ETA_PRE, eta_post=ETA_POST)
+        dw, trace = stdp.stdp_step(pre[t], post[t], trace, tau_pre=tau_pre, tau_post=tau_post,
+                                   eta_pre=eta_pre, eta_post=eta_post)
         deltas.append(dw)
     return torch.stack(deltas)
 
@@ -60,24 +61,31 @@ def test_matches_stdplearner_with_a_batch():
     torch.testing.assert_close(own_run(pre, post), expected, rtol=0, atol=1e-5)
 
 
-def test_fused_delta_equals_sum_of_steps():
-    pre, post, expected = spikingjelly_run(batch=4, seed=2)
-    fused = stdp.stdp_delta(pre, post, tau_pre=TAU_PRE, tau_post=TAU_POST, eta_pre=ETA_PRE, eta_post=ETA_POST)
-    torch.testing.assert_close(fused, expected.sum(0), rtol=1e-5, atol=1e-5)
+def test_fast_delta_equals_sum_of_steps():
+    # stdp_delta 换了求和次序（按突触后脉冲汇总），a^k 用乘方而不是逐步连乘：只差浮点舍入
+    pre, post, expected = spikingjelly_run(batch=4, steps=60, seed=2)
+    fast = stdp.stdp_delta(pre, post, tau_pre=TAU_PRE, tau_post=TAU_POST, eta_pre=ETA_PRE, eta_post=ETA_POST)
+    torch.testing.assert_close(fast, expected.sum(0), rtol=1e-5, atol=1e-4)
+    assert fast.abs().max() > 1, "增量应足够大，比较才有意义"
 
 
 def test_learning_window_is_the_analytic_exponential():
+    # 101 对脉冲同时模拟：第 k 个突触前神经元在 t_pre 发放，第 k 个突触后神经元在 t_pre + Δt_k 发放；
+    # Δw 的对角元 [k, k] 只含第 k 对的贡献（非对角元是不同对之间的，这里不用）
     steps, t_pre = 121, 60
     shifts = torch.arange(-50, 51)
-    simulated = []
-    for dt in shifts.tolist():   # 每次只有一对脉冲：突触前在 t_pre，突触后在 t_pre + Δt
-        pre, post = torch.zeros(steps, 1, 1), torch.zeros(steps, 1, 1)
-        pre[t_pre, 0, 0] = post[t_pre + dt, 0, 0] = 1.0
-        simulated.append(stdp.stdp_delta(pre, post, tau_pre=20.0, tau_post=10.0, eta_pre=0.5, eta_post=1.0).item())
-    analytic = stdp.stdp_window(shifts, tau_pre=20.0, tau_post=10.0, eta_pre=0.5, eta_post=1.0)
-    torch.testing.assert_close(torch.tensor(simulated, dtype=torch.float64), analytic, rtol=1e-5, atol=1e-7)
-    assert simulated[shifts.tolist().index(1)] > simulated[shifts.tolist().index(10)] > 0   # 先前后后：增强，越近越强
-    assert simulated[shifts.tolist().index(-1)] < simulated[shifts.tolist().index(-10)] < 0  # 先后后前：减弱
+    pre, post = torch.zeros(steps, 1, 101), torch.zeros(steps, 1, 101)
+    pre[t_pre, 0, :] = 1.0
+    post[t_pre + shifts, 0, torch.arange(101)] = 1.0
+    taus = dict(tau_pre=20.0, tau_post=10.0, eta_pre=0.5, eta_post=1.0)
+    simulated = own_run(pre, post, **taus).sum(0).diagonal()
+    analytic = stdp.stdp_window(shifts, **taus)
+    torch.testing.assert_close(simulated.double(), analytic, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(stdp.stdp_delta(pre, post, **taus).diagonal(), simulated, rtol=1e-5, atol=1e-7)
+    window = dict(zip(shifts.tolist(), simulated.tolist()))
+    assert window[1] > window[10] > 0      # 先前后后：增强，间隔越短越强
+    assert window[-1] < window[-10] < 0    # 先后后前：减弱
+    assert window[0] == pytest.approx(1.0 - 0.5)   # 同一步：两项都有
 
 
 def test_projection_keeps_bounds_and_row_sums():
