@@ -2,7 +2,7 @@
 
 两部分：
 1. 成对 STDP（pair-based）的迹（trace）写法，从零实现。约定与 SpikingJelly 2.0 的 learning.STDPLearner 相同：
-   迹每步乘 1 − 1/τ 再加上本步的脉冲，权重增量用加上本步脉冲之后的迹计算（tests/test_stdp.py 逐位核对）。
+   迹每步减去自身的 1/τ 再加上本步的脉冲，权重增量用加上本步脉冲之后的迹计算（tests/test_stdp.py 逐位核对）。
 2. Diehl & Cook (2015) 式的 MNIST 网络：泊松输入 → 兴奋层（侧抑制、自适应阈值、每个神经元的输入权重归一化、
    权重上下界），不用标签训练；训练之后才用训练集图像的标签给每个神经元指定类别，再评估。
 
@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, fields, replace
@@ -144,16 +145,21 @@ def stdp_delta(pre, post, *, tau_pre, tau_post, eta_pre=1.0, eta_post=1.0) -> to
     突触后脉冲很稀疏，只需对有脉冲的 (s, b) 做乘法，比逐步更新两条迹快得多。
     """
     _check_tau(tau_pre=tau_pre, tau_post=tau_post)
-    k = torch.arange(pre.shape[0], dtype=torch.float64)
-    lag = k[:, None] - k[None, :]   # s − t
-    kernel = (eta_post * torch.where(lag >= 0, (1 - 1 / tau_pre) ** lag.clamp(min=0), 0.0)
-              - eta_pre * torch.where(lag <= 0, (1 - 1 / tau_post) ** (-lag).clamp(min=0), 0.0)).to(pre.dtype)
+    kernel = _stdp_kernel(pre.shape[0], float(tau_pre), float(tau_post), float(eta_pre), float(eta_post)).to(pre.dtype)
     rows = post.sum(2).nonzero()    # 有突触后脉冲的 (s, b)
     delta = torch.zeros(post.shape[2], pre.shape[2], dtype=pre.dtype)
     for b in rows[:, 1].unique().tolist():
         s = rows[rows[:, 1] == b, 0]
         delta += post[s, b].T @ (kernel[s] @ pre[:, b])
     return delta
+
+
+@functools.lru_cache(maxsize=8)
+def _stdp_kernel(steps: int, tau_pre: float, tau_post: float, eta_pre: float, eta_post: float) -> torch.Tensor:
+    k = torch.arange(steps, dtype=torch.float64)
+    lag = k[:, None] - k[None, :]   # s − t
+    return (eta_post * torch.where(lag >= 0, (1 - 1 / tau_pre) ** lag.clamp(min=0), 0.0)
+            - eta_pre * torch.where(lag <= 0, (1 - 1 / tau_post) ** (-lag).clamp(min=0), 0.0))
 
 
 def stdp_window(delta_t: torch.Tensor, *, tau_pre, tau_post, eta_pre=1.0, eta_post=1.0) -> torch.Tensor:
