@@ -47,6 +47,7 @@ class STDPConfig:
     w_sum: float = 78.4           # 归一化：每个兴奋神经元的输入权重之和
     normalize: bool = True
     inhibition: float = 17.5      # 侧抑制：一个兴奋神经元发放后，其余兴奋神经元的膜电位下一步降低多少
+    input_scale: float = 1.0      # 一个输入脉冲让膜电位升高 input_scale × w mV（原文的电导型突触在 −60 mV 附近约为 0.6）
     theta_plus: float = 0.05      # 自适应阈值：每发放一次，该神经元的阈值升高多少
     tau_theta: float = 1e7        # 自适应阈值的衰减时间常数
     tau_mem: float = 100.0        # 膜时间常数
@@ -73,7 +74,7 @@ class STDPConfig:
             if getattr(self, name) < minimum:
                 raise ValueError(f"{name} 应 ≥ {minimum}，收到 {getattr(self, name)!r}")
         for name in ("rest_steps", "rate_boost", "min_spikes", "max_retries", "eta_pre", "eta_post", "inhibition",
-                     "theta_plus", "refractory", "max_rate", "w_init"):
+                     "theta_plus", "refractory", "max_rate", "w_init", "input_scale"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} 不能为负，收到 {getattr(self, name)!r}")
         if not 0 < self.max_rate <= 1000:
@@ -238,7 +239,7 @@ class DiehlCookNetwork:
         cols = (rates > 0).any(0).nonzero().squeeze(1)
         p = rates[:, cols].clamp(max=1000) / 1000.0   # 每步（1 ms）发放一个脉冲的概率
         pre = (torch.rand(cfg.steps, batch, len(cols), generator=self.generator) < p).float()
-        drive = (pre.reshape(cfg.steps * batch, -1) @ self.weight[:, cols].T).reshape(cfg.steps, batch, n)
+        drive = (pre.reshape(cfg.steps * batch, -1) @ self.weight[:, cols].T).reshape(cfg.steps, batch, n) * cfg.input_scale
         v = torch.full((batch, n), cfg.v_rest)
         last = torch.full((batch, n), -math.inf)   # 上次发放的时刻
         threshold = (cfg.v_thresh + self.theta).expand(batch, n).clone()
