@@ -1,8 +1,7 @@
 """STDP（脉冲时间依赖可塑性，spike-timing-dependent plasticity）：不用反向传播、不用标签的学习。
 
 两部分：
-1. 成对 STDP（pair-based）的迹（trace）写法，从零实现。约定与 SpikingJelly 2.0 的 learning.STDPLearner 相同：
-   迹每步减去自身的 1/τ 再加上本步的脉冲，权重增量用加上本步脉冲之后的迹计算（tests/test_stdp.py 逐位核对）。
+1. 成对 STDP（pair-based）的迹（trace）写法，从零实现（在 stdp_rule 里，这里一并导出）。
 2. Diehl & Cook (2015) 式的 MNIST 网络：泊松输入 → 兴奋层（侧抑制、自适应阈值、每个神经元的输入权重归一化、
    权重上下界），不用标签训练；训练之后才用训练集图像的标签给每个神经元指定类别，再评估。
 
@@ -14,7 +13,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from dataclasses import dataclass, fields, replace
@@ -22,6 +20,8 @@ from dataclasses import dataclass, fields, replace
 import torch
 
 from .runtime import SEED_MAX
+# 规则本身在 stdp_rule 里；这里一并导出，笔记本只需 from snn_tutorial import stdp
+from .stdp_rule import project_weights, stdp_delta, stdp_step, stdp_window, trace_step, traces  # noqa: F401
 
 N_INPUTS = 28 * 28
 N_CLASSES = 10
@@ -92,116 +92,12 @@ class STDPConfig:
         return replace(self, **changes)
 
 
-def _check_tau(**taus) -> None:
-    for name, tau in taus.items():
-        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau < 1:
-            raise ValueError(f"{name} 应为 ≥ 1 的有限数（单位：时间步），收到 {tau!r}")
-
-
 def _check_images(images) -> None:
     ok = isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and len(images) > 0
     if not ok or tuple(images.shape[1:]) not in ((1, 28, 28), (28, 28), (N_INPUTS,)):
         what = f"{images.dtype}、形状 {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(f"images 应为至少一张图的 uint8 张量，形状 [M, 1, 28, 28] 或 [M, 784]"
                          f"（data.load_raw 读出的原始像素），收到 {what}")
-
-
-# ---------------------------------------------------------------- 成对 STDP 的迹写法
-
-def trace_step(trace: torch.Tensor, spikes: torch.Tensor, tau: float) -> torch.Tensor:
-    """迹的一步：衰减 1/τ，再加上本步的脉冲（与 SpikingJelly 的写法逐位相同）。"""
-    return trace - trace / tau + spikes
-
-
-def stdp_step(pre, post, traces, *, tau_pre, tau_post, eta_pre=1.0, eta_post=1.0):
-    """一个时间步的权重增量（逐步写法，用来与 STDPLearner 逐位核对）。
-
-    pre [B, I]、post [B, O] 是本步的脉冲；traces = (突触前迹 [B, I], 突触后迹 [B, O])。
-    Δw[o, i] = η_post · Σ_b post[b, o]·迹_pre[b, i] − η_pre · Σ_b 迹_post[b, o]·pre[b, i]（对批求和，不取平均）。
-    返回 (Δw [O, I], 新的迹)。
-    """
-    _check_tau(tau_pre=tau_pre, tau_post=tau_post)
-    trace_pre = trace_step(traces[0], pre, tau_pre)
-    trace_post = trace_step(traces[1], post, tau_post)
-    depress = -eta_pre * (trace_post.T @ pre)
-    potentiate = eta_post * (post.T @ trace_pre)
-    return depress + potentiate, (trace_pre, trace_post)
-
-
-def traces(spikes: torch.Tensor, tau: float) -> torch.Tensor:
-    """整段脉冲 [T, ...] 的迹 [T, ...]（从 0 开始）。"""
-    out, trace = torch.empty_like(spikes), torch.zeros_like(spikes[0])
-    for t in range(spikes.shape[0]):
-        trace = trace_step(trace, spikes[t], tau)
-        out[t] = trace
-    return out
-
-
-def stdp_delta(pre, post, *, tau_pre, tau_post, eta_pre=1.0, eta_post=1.0) -> torch.Tensor:
-    """整段脉冲 pre [T, B, I]、post [T, B, O] 的权重增量之和 [O, I]，等于逐步调用 stdp_step 再相加（只差浮点舍入）。
-
-    换个求和次序：突触前脉冲在 t 时刻带来的减弱 η_pre·迹_post(t)，记到引起它的每个突触后脉冲 s（s ≤ t）名下，
-    于是 Δw = Σ_(s,b) post[s, b]ᵀ · (K[s] @ pre[:, b])，其中 a = 1 − 1/τ，
-    K[s, t] = η_post·a_pre^(s−t)（t ≤ s，增强） − η_pre·a_post^(t−s)（t ≥ s，减弱）。
-    突触后脉冲很稀疏，只需对有脉冲的 (s, b) 做乘法，比逐步更新两条迹快得多。
-    """
-    _check_tau(tau_pre=tau_pre, tau_post=tau_post)
-    kernel = _stdp_kernel(pre.shape[0], float(tau_pre), float(tau_post), float(eta_pre), float(eta_post)).to(pre.dtype)
-    rows = post.sum(2).nonzero()    # 有突触后脉冲的 (s, b)
-    delta = torch.zeros(post.shape[2], pre.shape[2], dtype=pre.dtype)
-    for b in rows[:, 1].unique().tolist():
-        s = rows[rows[:, 1] == b, 0]
-        delta += post[s, b].T @ (kernel[s] @ pre[:, b])
-    return delta
-
-
-@functools.lru_cache(maxsize=8)
-def _stdp_kernel(steps: int, tau_pre: float, tau_post: float, eta_pre: float, eta_post: float) -> torch.Tensor:
-    k = torch.arange(steps, dtype=torch.float64)
-    lag = k[:, None] - k[None, :]   # s − t
-    return (eta_post * torch.where(lag >= 0, (1 - 1 / tau_pre) ** lag.clamp(min=0), 0.0)
-            - eta_pre * torch.where(lag <= 0, (1 - 1 / tau_post) ** (-lag).clamp(min=0), 0.0))
-
-
-def stdp_window(delta_t: torch.Tensor, *, tau_pre, tau_post, eta_pre=1.0, eta_post=1.0) -> torch.Tensor:
-    """一对脉冲（Δt = t_post − t_pre，单位：步）的理论权重变化。
-
-    离散的迹每步乘 a = 1 − 1/τ，相当于时间常数 τ' = −1/ln(1 − 1/τ) 的指数衰减：
-    Δt > 0：η_post·exp(−Δt/τ'_pre)；Δt < 0：−η_pre·exp(Δt/τ'_post)；Δt = 0：两项都有（同一步里先更新迹）。
-    """
-    _check_tau(tau_pre=tau_pre, tau_post=tau_post)
-    dt = delta_t.double()
-    tau_p, tau_m = -1 / math.log(1 - 1 / tau_pre), -1 / math.log(1 - 1 / tau_post)
-    ltp = torch.where(dt >= 0, eta_post * torch.exp(-dt.clamp(min=0) / tau_p), 0.0)
-    ltd = torch.where(dt <= 0, eta_pre * torch.exp(dt.clamp(max=0) / tau_m), 0.0)
-    return ltp - ltd
-
-
-def project_weights(w: torch.Tensor, w_sum: float, w_max: float) -> torch.Tensor:
-    """每行（一个神经元的输入权重）乘同一个系数 c，超过 w_max 的截到 w_max，使行和恰为 w_sum。
-
-    多数时候乘一个系数就够了；有元素超出上界的行，先乘再截断会让行和变小，所以解 Σ min(c·w, w_max) = w_sum：
-    按从大到小排序，依次假设前 k 个被截断。全为 0 的行改为均匀分布；
-    非零权重太少、全部截到 w_max 也凑不够 w_sum 时，只能全部截到 w_max。
-    """
-    w = w.clamp(min=0)
-    w = torch.where((w.sum(1) == 0)[:, None], torch.full_like(w, w_sum / w.shape[1]), w)
-    out = w * (w_sum / w.sum(1, keepdim=True))
-    over = (out > w_max).any(1)
-    if over.any():
-        out[over] = _water_fill(w[over], w_sum, w_max)
-    return out
-
-
-def _water_fill(w: torch.Tensor, w_sum: float, w_max: float) -> torch.Tensor:
-    ws = w.sort(dim=1, descending=True).values
-    top = torch.cat([torch.zeros_like(ws[:, :1]), ws.cumsum(1)[:, :-1]], 1)   # 前 k 个之和，k = 0 … I−1
-    rest = w.sum(1, keepdim=True) - top
-    c = (w_sum - torch.arange(w.shape[1], dtype=w.dtype) * w_max) / rest.clamp(min=1e-30)
-    ok = (c * ws <= w_max) & (rest > 0) & (ws > 0)
-    first = torch.where(ok.any(1), ok.int().argmax(1), w.shape[1] - 1)
-    scale = torch.where(ok.any(1), c.gather(1, first[:, None]).squeeze(1), torch.full_like(w[:, 0], math.inf))
-    return (w * scale[:, None]).clamp(max=w_max)
 
 
 # ---------------------------------------------------------------- Diehl & Cook 式网络
@@ -261,16 +157,20 @@ class DiehlCookNetwork:
 
     def present(self, images: torch.Tensor, learn: bool) -> torch.Tensor:
         """呈现一批图（uint8 [B, 1, 28, 28] 或 [B, 784]），发放太少的图加大发放率重呈现。返回最后一次呈现的脉冲数 [B, N]。
-        learn=True 时按 STDP 改权重（所有呈现的增量相加）、更新自适应阈值、做归一化。"""
+        learn=True 时按 STDP 改权重（所有呈现的增量相加）、更新自适应阈值、做归一化。
+        每张图的突触运算次数（含重呈现）记在 self.last_synops [B]。"""
         _check_images(images)
         cfg = self.config
         pixels = images.reshape(images.shape[0], -1).float() / 255.0
         counts = torch.zeros(pixels.shape[0], cfg.n_neurons)
         todo = torch.arange(pixels.shape[0])
         delta, spikes, presentations = torch.zeros_like(self.weight), torch.zeros(cfg.n_neurons), 0
+        synops = torch.zeros(pixels.shape[0])
         for attempt in range(cfg.max_retries + 1):
             got, pre, post, cols = self.run(pixels[todo] * (cfg.max_rate + attempt * cfg.rate_boost), learn)
             counts[todo] = got
+            # 突触运算：每个输入脉冲送到 N 个兴奋神经元，每个兴奋脉冲抑制其余 N − 1 个（重呈现也算）
+            synops[todo] += pre.sum((0, 2)) * cfg.n_neurons + post.sum((0, 2)) * (cfg.n_neurons - 1)
             presentations += len(todo)
             if learn:
                 delta[:, cols] += stdp_delta(pre, post, tau_pre=cfg.tau_pre, tau_post=cfg.tau_post,
@@ -279,6 +179,7 @@ class DiehlCookNetwork:
             todo = todo[got.sum(1) < cfg.min_spikes]
             if len(todo) == 0:
                 break
+        self.last_synops = synops
         if learn:
             keep = math.exp(-presentations * (cfg.steps + cfg.rest_steps) / cfg.tau_theta)
             self.theta = self.theta * keep + cfg.theta_plus * spikes
@@ -289,25 +190,30 @@ class DiehlCookNetwork:
 
     def fit(self, images: torch.Tensor, callback=None, every: int = 0) -> dict:
         """无监督训练：按顺序把 images 呈现一遍（不用标签）。每呈现约 every 张图调用一次 callback(self)。
-        返回 {"images", "seconds", "images_per_s"}。"""
+        返回 {"images", "seconds"（墙钟）, "cpu_seconds"（本进程的 CPU 时间，机器忙时比墙钟可靠）, "images_per_s"}。"""
         _check_images(images)
         if callback is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
             raise ValueError(f"给了 callback 时 every 应为 ≥ 1 的整数，收到 {every!r}")
-        bs, start, next_call = self.config.batch_size, time.perf_counter(), every
+        bs, start, cpu_start, next_call = self.config.batch_size, time.perf_counter(), time.process_time(), every
         for i in range(0, len(images), bs):
             self.present(images[i:i + bs], learn=True)
             if callback is not None and i + bs >= next_call:
                 callback(self)
                 next_call += every
-        seconds = time.perf_counter() - start
-        return {"images": len(images), "seconds": seconds, "images_per_s": len(images) / max(seconds, 1e-9)}
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+        return {"images": len(images), "seconds": seconds, "cpu_seconds": cpu_seconds,
+                "images_per_s": len(images) / max(seconds, 1e-9)}
 
     @torch.no_grad()
     def responses(self, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-        """不学习，只数脉冲：每张图每个神经元的脉冲数 [M, N]。"""
+        """不学习，只数脉冲：每张图每个神经元的脉冲数 [M, N]（每张图的突触运算次数随后在 self.last_synops [M]）。"""
         _check_images(images)
-        return torch.cat([self.present(images[i:i + batch_size], learn=False)
-                          for i in range(0, len(images), batch_size)])
+        counts, synops = [], []
+        for i in range(0, len(images), batch_size):
+            counts.append(self.present(images[i:i + batch_size], learn=False))
+            synops.append(self.last_synops)
+        self.last_synops = torch.cat(synops)
+        return torch.cat(counts)
 
 
 def assign(counts: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
