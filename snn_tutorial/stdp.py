@@ -159,7 +159,7 @@ class DiehlCookNetwork:
     def present(self, images: torch.Tensor, learn: bool) -> torch.Tensor:
         """呈现一批图（uint8 [B, 1, 28, 28] 或 [B, 784]），发放太少的图加大发放率重呈现。返回最后一次呈现的脉冲数 [B, N]。
         learn=True 时按 STDP 改权重（所有呈现的增量相加）、更新自适应阈值、做归一化。
-        每张图的突触运算次数（含重呈现）记在 self.last_synops [B]。"""
+        每张图的突触运算次数（含重呈现）记在 self.last_synops [B]，最后一次呈现时兴奋层的脉冲记在 self.last_spikes [T, B, N]。"""
         _check_images(images)
         cfg = self.config
         pixels = images.reshape(images.shape[0], -1).float() / 255.0
@@ -167,9 +167,11 @@ class DiehlCookNetwork:
         todo = torch.arange(pixels.shape[0])
         delta, spikes, presentations = torch.zeros_like(self.weight), torch.zeros(cfg.n_neurons), 0
         synops = torch.zeros(pixels.shape[0])
+        self.last_spikes = torch.zeros(cfg.steps, pixels.shape[0], cfg.n_neurons, dtype=torch.bool)
         for attempt in range(cfg.max_retries + 1):
             got, pre, post, cols = self.run(pixels[todo] * (cfg.max_rate + attempt * cfg.rate_boost), learn)
             counts[todo] = got
+            self.last_spikes[:, todo] = post.bool()
             # 突触运算：每个输入脉冲送到 N 个兴奋神经元，每个兴奋脉冲抑制其余 N − 1 个（重呈现也算）
             synops[todo] += pre.sum((0, 2)) * cfg.n_neurons + post.sum((0, 2)) * (cfg.n_neurons - 1)
             presentations += len(todo)
@@ -215,6 +217,17 @@ class DiehlCookNetwork:
             synops.append(self.last_synops)
         self.last_synops = torch.cat(synops)
         return torch.cat(counts)
+
+
+    @torch.no_grad()
+    def spike_trains(self, images: torch.Tensor, batch_size: int = 100) -> torch.Tensor:
+        """不学习：每张图最后一次呈现时兴奋层的脉冲，bool [M, T, N]（对时间求和就是 responses 的脉冲数）。"""
+        _check_images(images)
+        out = []
+        for i in range(0, len(images), batch_size):
+            self.present(images[i:i + batch_size], learn=False)
+            out.append(self.last_spikes.transpose(0, 1))
+        return torch.cat(out)
 
 
 def assign(counts: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -98,3 +98,28 @@ def test_confusion_counts_and_gif(tmp_path):
         assert gif.n_frames == 3
     with pytest.raises(ValueError, match="snapshots 为空"):
         stdp_plots.save_receptive_field_gif([], tmp_path / "empty.gif")
+
+
+def test_spike_trains_match_responses_and_synops():
+    net = small_net()
+    images = (torch.rand(5, 784, generator=torch.Generator().manual_seed(3)) * 255).to(torch.uint8)
+    net.generator.manual_seed(0)
+    counts = net.responses(images, batch_size=2)
+    synops = net.last_synops
+    net.generator.manual_seed(0)
+    trains = net.spike_trains(images, batch_size=2)
+    assert trains.dtype == torch.bool and trains.shape == (5, 20, 6)
+    assert torch.equal(trains.sum(1).float(), counts)
+    assert synops.shape == (5,) and (synops > 0).all()
+    # 全黑的图没有输入脉冲，兴奋层也不发放（重呈现也一样）：突触运算为 0
+    net.responses(torch.zeros(2, 784, dtype=torch.uint8))
+    assert torch.equal(net.last_synops, torch.zeros(2))
+    # 突触运算 = 输入脉冲 × N + 兴奋脉冲 × (N − 1)：只有一个像素亮时，输入脉冲数可以从兴奋层之外单独数出来
+    one = torch.zeros(1, 784, dtype=torch.uint8)
+    one[0, 400] = 255
+    net.generator.manual_seed(1)
+    _, pre, post, _ = net.run(one.float() / 255 * net.config.max_rate, learn=False)
+    net.generator.manual_seed(1)
+    net.config = net.config.replace(max_retries=0)
+    net.present(one, learn=False)
+    assert net.last_synops.item() == pre.sum().item() * 6 + post.sum().item() * 5
