@@ -26,6 +26,7 @@ def save_network(path: str | os.PathLike, net: DiehlCookNetwork, metrics: dict |
     if not isinstance(net, DiehlCookNetwork):
         raise ValueError(f"net 应为 DiehlCookNetwork，收到 {type(net).__name__}")
     path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "config": dataclasses.asdict(net.config), **net.state_dict(),
                "metrics": dict(metrics or {})}
     with atomic_open(path) as f:
