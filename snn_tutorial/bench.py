@@ -7,6 +7,7 @@
        set_cpu_threads() 选的线程数，默认批大小；再从 (b) 每次只去掉一项，看每一项各值多少；
 2. 原始模型与本教程模型（快速配方：默认配方只训练 2 轮、不做平移增强）达到 98.0% 和 99.0% 测试准确率所需的训练时间；
 3. 随包权重在完整测试集上的准确率与评估用时（float32）；
+4. 笔记本 08 的 STDP 网络（100 与 400 个兴奋神经元，默认配置，1 个线程）不用标签训练的吞吐量（张/秒）；
 最后把这些数字与目标逐项对照（✓ 达到 / ✗ 未达到）。
 数字随机器而变；README 与笔记本里引用的数字都来自这个脚本的输出。
 """
@@ -180,6 +181,25 @@ def time_epoch(root, device: str, compile_model: bool = False) -> float:
     return speed
 
 
+def stdp_throughput(root, images: int) -> dict[int, float]:
+    """STDP 网络不用标签训练 images 张图的吞吐量（张/秒，墙钟与本进程 CPU 时间各一个），1 个线程。"""
+    from . import stdp
+
+    x, _ = data.load_raw("mnist", train=True, root=root)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    result = {}
+    try:
+        for n in (100, 400):
+            info = stdp.DiehlCookNetwork(stdp.STDPConfig(n_neurons=n)).fit(x[:images])
+            result[n] = info["images_per_s"]
+            print(f"  STDP，{n} 个兴奋神经元，{images} 张图：{info['images_per_s']:.0f} 张/秒"
+                  f"（按本进程 CPU 时间 {images / max(info['cpu_seconds'], 1e-9):.0f} 张/秒）")
+    finally:
+        torch.set_num_threads(threads)
+    return result
+
+
 @cli.command()
 def main(argv=None) -> None:
     common = cli.common_parser("data_dir", "compile", compile="与 --epoch-device 一起用：比较 torch.compile 前后的速度")
@@ -188,6 +208,7 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=cli.int_range(1, 10_000, hint="；每项测量 60 步就够了，再多只是等得更久"), default=None,
                    help="每项吞吐量测量的训练步数，1 … 10000（默认 60，快速模式 5）")
     p.add_argument("--skip-accuracy", action="store_true", help="只测吞吐量，不测达到目标准确率的时间")
+    p.add_argument("--skip-stdp", action="store_true", help="不测 STDP 网络（笔记本 08）的训练吞吐量")
     p.add_argument("--epoch-device", type=cli.device_name, default=None,
                    help="只做一件事：在该设备（cpu、cuda、cuda:1）上计时训练一轮默认模型并报告图/秒（先跑一轮预热）")
     args = p.parse_args(argv)
@@ -215,6 +236,9 @@ def main(argv=None) -> None:
         measured["time_to_99"] = fast["seconds"] if fast["final"] >= 0.99 else math.inf
         print("随包权重的评估：")
         measured["shipped_acc"], measured["eval_seconds"] = shipped_evaluation(args.data_dir, limit=1000 if is_quick else None)
+    if not args.skip_stdp:
+        print("STDP 网络（笔记本 08）不用标签训练的吞吐量（1 个线程）：")
+        stdp_throughput(args.data_dir, 64 if is_quick else 2000)
     print("与目标对照" + ("（快速模式只用了少量数据，这些数字不能与目标比较）" if is_quick else "") + "：")
     print("\n".join(target_report(measured)))
 
