@@ -97,7 +97,7 @@ def plot_raster(spikes: torch.Tensor, ax=None, order: torch.Tensor | None = None
     t, n = s.nonzero(as_tuple=True)
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3))
-    ax.scatter(t.numpy(), n.numpy(), s=4, marker="|", color="black")
+    ax.scatter(t.numpy(), n.numpy(), s=80, marker="|", linewidths=1.5, color="black")
     ax.set_xlim(0, s.shape[0])
     ax.set_ylim(-0.5, s.shape[1] - 0.5)
     ax.set_xlabel(zh("时间（ms）", "time (ms)"))
