@@ -5,7 +5,8 @@ SpikingJelly 导出的图（export.export_nir）有两处别的框架读不了�
 - 平均池化 AvgPool2d：Norse 1.1.0 没有这个原语；snnTorch 1.0.0 要求 kernel_size/stride/padding 是（高, 宽）两个数，
   而 SpikingJelly 写的是一个数。这里把每个 AvgPool2d 写成一个等价的 Conv2d：核的大小与步长都是 k，
   第 c 个输出通道只在第 c 个输入通道上有 k×k 个 1/k²，其余为 0（“对角”的稠密核，作用与逐通道卷积相同）。
-  不用 groups=C 的逐通道卷积：两个框架的导入都按 weight.shape[1] 当输入通道数，groups > 1 时建出的卷积是错的。
+  不用 groups=C 的逐通道卷积：两个框架的导入都把 weight.shape[1]（逐通道卷积里是 1）当输入通道数，又原样传入
+  groups=C，torch.nn.Conv2d(1, C, groups=C) 在建层时就报 ValueError（in_channels must be divisible by groups），导入失败。
 - 阈值：NIR 规定 v > v_threshold 时发放，SpikingJelly 是 v ≥ v_threshold。对 float32 的膜电位，
   v ≥ θ 与 v > θ'（θ' 是比 θ 小的那个相邻 float32）完全等价，所以可移植的图把阈值写成 θ'。
 
